@@ -1,0 +1,290 @@
+"""The embedded collector: scrape every target concurrently each interval and write to the store.
+
+It runs in a daemon thread beside the pages, so a page render never waits on a scrape. A target
+that keeps failing is scraped less often (doubling up to `MAX_BACKOFF_INTERVALS` intervals) and
+returns to the normal interval on its first success.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+
+from lib.config import Settings, TargetConfig
+from lib.errors import FetchError, FetchFailure
+from lib.exposition import ParseResult, Sample, parse
+from lib.http import FetchPolicy, fetch
+from lib.signals import MetricNames, aggregate
+from lib.store import AggregateRow, Store, TargetRecord
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_INTERVALS = 8
+# A failing target is logged at WARNING once, then at most once per this many seconds.
+FAILURE_LOG_INTERVAL_S = 300.0
+PRUNE_EVERY_S = 600.0
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class _TargetState:
+    target: TargetConfig
+    names: MetricNames
+    seen_success: bool = False
+    consecutive_failures: int = 0
+    next_scrape_at: float = 0.0
+    last_success_at: float | None = None
+    last_failure_logged_at: float | None = None
+
+
+@dataclass
+class ScrapeOutcome:
+    """What one scrape of one target produced."""
+
+    system: str
+    ts: float
+    duration: float
+    result: ParseResult | None = None
+    error: FetchError | None = None
+    samples: list[Sample] = field(default_factory=list)
+
+
+class Collector:
+    """Scrape `settings.targets` into `store`; `client` and `clock` are injectable for tests."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        client: httpx.Client,
+        clock: Clock = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.policy = FetchPolicy(
+            connect_timeout=min(2.0, settings.scrape_timeout),
+            read_timeout=settings.scrape_timeout,
+            deadline=settings.scrape_timeout,
+        )
+        self._states = {
+            t.system: _TargetState(t, MetricNames.for_prefix(t.metric_prefix))
+            for t in settings.targets
+        }
+        self._series: dict[str, dict[tuple[str, str], int]] = {
+            t.system: store.series_ids(t.system) for t in settings.targets
+        }
+        self._counters = store.counter_states()
+        for record in store.targets():
+            # A restart continues where the last run stopped: counters already have a base.
+            if record.system in self._states and record.last_success_at is not None:
+                self._states[record.system].seen_success = True
+                self._states[record.system].last_success_at = record.last_success_at
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, len(settings.targets)), thread_name_prefix="scrape"
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_prune = 0.0
+        self.cycles = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start scraping in a daemon thread, one cycle per scrape interval."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
+        self._thread.start()
+        log.info(
+            "collector started: %d targets every %g s into %s",
+            len(self._states), self.settings.scrape_interval, self.store.path,
+        )
+
+    def stop(self) -> None:
+        """Stop after the current cycle and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.scrape_timeout + 5)
+            self._thread = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        log.info("collector stopped after %d cycles", self.cycles)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        interval = self.settings.scrape_interval
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.scrape_once()
+            except Exception:
+                # The loop must outlive any bug in one cycle; the next cycle tries again.
+                log.exception("scrape cycle failed; retrying next interval")
+            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    # -- one cycle -----------------------------------------------------------------------------
+
+    def scrape_once(self, now: float | None = None) -> list[ScrapeOutcome]:
+        """Scrape every due target concurrently and write the results; return the outcomes."""
+        ts = self.clock() if now is None else now
+        due = [s for s in self._states.values() if s.next_scrape_at <= ts]
+        started = time.monotonic()
+        futures = [self._pool.submit(self._scrape, state.target, ts) for state in due]
+        outcomes = [future.result() for future in futures]
+        self._record(outcomes, ts)
+        self.cycles += 1
+
+        up = sum(1 for o in outcomes if o.error is None)
+        log.info(
+            "scrape cycle: %d of %d targets up, %d samples, %.3f s",
+            up, len(outcomes), sum(len(o.samples) for o in outcomes), time.monotonic() - started,
+        )
+        if ts - self._last_prune >= PRUNE_EVERY_S:
+            storage = self.settings.storage
+            self.store.prune(ts, storage.raw_retention, storage.rollup_retention)
+            self._last_prune = ts
+        return outcomes
+
+    def _scrape(self, target: TargetConfig, ts: float) -> ScrapeOutcome:
+        started = time.monotonic()
+        headers = {"Accept": "text/plain;version=0.0.4"}
+        if target.bearer_token:
+            headers["Authorization"] = f"Bearer {target.bearer_token}"
+        try:
+            response = fetch(self.client, target.url, policy=self.policy, headers=headers)
+            result = parse(target.url, response.body, response.content_type)
+        except FetchError as exc:
+            return ScrapeOutcome(target.system, ts, time.monotonic() - started, error=exc)
+        except Exception as exc:  # noqa: BLE001 - any parser surprise is a bad body, not a crash
+            error = FetchError(
+                target.url, FetchFailure.NOT_METRICS, f"sent a body that could not be read ({exc})"
+            )
+            return ScrapeOutcome(target.system, ts, time.monotonic() - started, error=error)
+        return ScrapeOutcome(
+            target.system, ts, time.monotonic() - started, result=result, samples=result.samples
+        )
+
+    def _record(self, outcomes: Sequence[ScrapeOutcome], ts: float) -> None:
+        rows: list[tuple[int, float, float]] = []
+        counter_updates: list[tuple[int, float, float]] = []
+        aggregates: list[AggregateRow] = []
+        records: list[TargetRecord] = []
+
+        for outcome in outcomes:
+            state = self._states[outcome.system]
+            if outcome.error is None:
+                adjusted = self._adjust(state, outcome, rows, counter_updates)
+                values, buckets = aggregate(state.names, adjusted)
+                aggregates.append(AggregateRow(outcome.system, ts, True, values, buckets))
+                self._on_success(state, ts)
+            else:
+                aggregates.append(AggregateRow(outcome.system, ts, False, {}, None))
+                self._on_failure(state, outcome.error, ts)
+            records.append(self._target_record(state, outcome))
+
+        self.store.write_cycle(rows, counter_updates, aggregates, records)
+
+    def _adjust(
+        self,
+        state: _TargetState,
+        outcome: ScrapeOutcome,
+        rows: list[tuple[int, float, float]],
+        counter_updates: list[tuple[int, float, float]],
+    ) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+        """Resolve series ids, correct counters for resets, and queue samples for writing.
+
+        A counter's stored value is its increase since first seen. A drop in the raw value is a
+        reset, and the new raw value counts as increase, as Prometheus's rate() treats it. A
+        series that first appears after the target's first successful scrape was created since
+        the last scrape, so its whole value counts.
+        """
+        ids = self._series[outcome.system]
+        new = {
+            (s.name, _labels_json(s.labels), s.cumulative)
+            for s in outcome.samples
+            if (s.name, _labels_json(s.labels)) not in ids
+        }
+        if new:
+            ids = self.store.create_series(outcome.system, new)
+            self._series[outcome.system] = ids
+
+        adjusted: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
+        for sample in outcome.samples:
+            series_id = ids[(sample.name, _labels_json(sample.labels))]
+            value = sample.value
+            if sample.cumulative:
+                value = self._corrected(series_id, value, state.seen_success, counter_updates)
+            rows.append((series_id, outcome.ts, value))
+            adjusted.append((sample.name, sample.labels, value))
+        return adjusted
+
+    def _corrected(
+        self,
+        series_id: int,
+        raw: float,
+        target_seen_before: bool,
+        counter_updates: list[tuple[int, float, float]],
+    ) -> float:
+        previous = self._counters.get(series_id)
+        if previous is None:
+            acc = raw if target_seen_before else 0.0
+        else:
+            last_raw, acc = previous
+            acc += raw - last_raw if raw >= last_raw else raw
+        self._counters[series_id] = (raw, acc)
+        counter_updates.append((series_id, raw, acc))
+        return acc
+
+    def _on_success(self, state: _TargetState, ts: float) -> None:
+        if state.consecutive_failures:
+            log.info(
+                "target %s is up again after %d failed scrapes",
+                state.target.system, state.consecutive_failures,
+            )
+        state.seen_success = True
+        state.consecutive_failures = 0
+        state.last_success_at = ts
+        state.last_failure_logged_at = None
+        state.next_scrape_at = ts + self.settings.scrape_interval * 0.5
+
+    def _on_failure(self, state: _TargetState, error: FetchError, ts: float) -> None:
+        state.consecutive_failures += 1
+        backoff = min(2 ** (state.consecutive_failures - 1), MAX_BACKOFF_INTERVALS)
+        state.next_scrape_at = ts + self.settings.scrape_interval * (backoff - 0.5)
+        logged = state.last_failure_logged_at
+        if logged is None or ts - logged >= FAILURE_LOG_INTERVAL_S:
+            log.warning(
+                "scrape of %s (%s) failed %d time(s) in a row: %s",
+                state.target.system, state.target.url, state.consecutive_failures, error,
+            )
+            state.last_failure_logged_at = ts
+
+    def _target_record(self, state: _TargetState, outcome: ScrapeOutcome) -> TargetRecord:
+        return TargetRecord(
+            system=state.target.system,
+            url=state.target.url,
+            health="up" if outcome.error is None else "down",
+            last_scrape_at=outcome.ts,
+            last_success_at=state.last_success_at,
+            scrape_duration=outcome.duration,
+            samples=len(outcome.samples) if outcome.error is None else 0,
+            last_error=outcome.error.describe(state.target.display_name) if outcome.error else None,
+            consecutive_failures=state.consecutive_failures,
+            next_scrape_at=state.next_scrape_at + self.settings.scrape_interval * 0.5,
+        )
+
+
+def _labels_json(labels: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(labels), separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,260 @@
+"""Settings: one TOML file plus secrets from the environment, defaulting to the simulated platform.
+
+The file is `platform-monitor.toml` in the working directory, or the path in the environment
+variable `PLATFORM_MONITOR_CONFIG`. Every key is optional; with no file at all the app watches the
+simulated AutoMatrix, RelayCore and NeuroWeaver exporters that it starts itself on loopback ports.
+
+Bearer tokens are never written in the file: a target names an environment variable
+(`bearer_token_env`) and the token is read from there when the settings load.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+CONFIG_ENV = "PLATFORM_MONITOR_CONFIG"
+DATA_DIR_ENV = "PLATFORM_MONITOR_DATA_DIR"
+DEFAULT_CONFIG_FILE = "platform-monitor.toml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class ConfigError(ValueError):
+    """The configuration file or one of its values is invalid."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Health thresholds of one system; a breach of a warning value gives `warning`, of an error
+    value `error`."""
+
+    error_rate_warning: float = 0.02
+    error_rate_error: float = 0.10
+    p95_latency_ms_warning: float = 800.0
+    p95_latency_ms_error: float = 2000.0
+    availability_warning: float = 0.99
+    # Cost budget in USD per hour; an alert fires above it. 0 disables the cost check.
+    cost_per_hour_budget: float = 0.0
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One watched system: where its `/metrics` endpoint is and how the app names and judges it."""
+
+    system: str
+    display_name: str
+    url: str
+    colour: str
+    metric_prefix: str
+    bearer_token: str | None = field(default=None, repr=False)
+    thresholds: Thresholds = Thresholds()
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    """The simulated platform that the app starts when no real systems are configured."""
+
+    enabled: bool = True
+    seed: int = 42
+    host: str = "127.0.0.1"
+    ports: tuple[int, int, int] = (9101, 9102, 9103)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where the embedded store keeps data and for how long (seconds)."""
+
+    data_dir: Path = Path(".data")
+    raw_retention: float = 2 * 86400.0
+    rollup_retention: float = 35 * 86400.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the library needs to know, loaded once per process."""
+
+    targets: tuple[TargetConfig, ...]
+    scrape_interval: float = 15.0
+    scrape_timeout: float = 5.0
+    refresh_seconds: float = 30.0
+    storage: StorageSettings = StorageSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+
+    def target(self, system: str) -> TargetConfig:
+        """Return the target of `system`, raising KeyError with the known ids."""
+        for target in self.targets:
+            if target.system == system:
+                return target
+        known = ", ".join(t.system for t in self.targets)
+        raise KeyError(f"unknown system {system!r}; configured systems are {known}")
+
+    @property
+    def systems(self) -> list[str]:
+        return [target.system for target in self.targets]
+
+
+_DEFAULT_SYSTEMS: tuple[tuple[str, str, str, str], ...] = (
+    # id, display name, metric prefix, colour (Tableau 10, readable on light and dark backgrounds)
+    ("automatrix", "AutoMatrix", "autmatrix_", "#4C78A8"),
+    ("relaycore", "RelayCore", "relaycore_", "#F58518"),
+    ("neuroweaver", "NeuroWeaver", "neuroweaver_", "#54A24B"),
+)
+
+
+def parse_duration(value: object, key: str) -> float:
+    """Parse `15s`, `5m`, `2h`, `7d`, `250ms` or a number of seconds into seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a duration such as '15s', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(f"{key} must be a duration such as '15s' or '5m', got {value!r}")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ConfigError(f"{key} must be positive, got {value!r}")
+    return seconds
+
+
+def default_targets(simulator: SimulatorSettings) -> tuple[TargetConfig, ...]:
+    """Return the three simulated systems on the simulator's loopback ports."""
+    return tuple(
+        TargetConfig(
+            system=system,
+            display_name=name,
+            url=f"http://{simulator.host}:{port}/metrics",
+            colour=colour,
+            metric_prefix=prefix,
+        )
+        for (system, name, prefix, colour), port in zip(
+            _DEFAULT_SYSTEMS, simulator.ports, strict=True
+        )
+    )
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings from `path`, the file named by PLATFORM_MONITOR_CONFIG, or defaults."""
+    env = os.environ if environ is None else environ
+    explicit = path if path is not None else env.get(CONFIG_ENV)
+    config_path = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
+
+    raw: dict[str, Any] = {}
+    if config_path.is_file():
+        try:
+            raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path} is not valid TOML: {exc}") from exc
+    elif explicit:
+        raise ConfigError(f"configuration file {str(config_path)!r} does not exist")
+
+    return settings_from_mapping(raw, env)
+
+
+def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Build settings from parsed TOML; unknown keys raise so that typos do not pass silently."""
+    _reject_unknown(raw, {"collector", "storage", "simulator", "ui", "targets"}, "top level")
+    # Configured targets mean real systems, so the simulator is off unless asked for.
+    simulator = _simulator(raw.get("simulator", {}), default_enabled="targets" not in raw)
+    storage = _storage(raw.get("storage", {}), env)
+    collector = raw.get("collector", {})
+    _reject_unknown(collector, {"scrape_interval", "scrape_timeout"}, "[collector]")
+    ui = raw.get("ui", {})
+    _reject_unknown(ui, {"refresh"}, "[ui]")
+
+    targets = default_targets(simulator)
+    if "targets" in raw:
+        targets = tuple(_target(entry, index, env) for index, entry in enumerate(raw["targets"]))
+        if not targets:
+            raise ConfigError("[[targets]] is empty; name at least one system or remove the key")
+        ids = [t.system for t in targets]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"[[targets]] names a system twice: {ids}")
+
+    settings = Settings(
+        targets=targets,
+        scrape_interval=parse_duration(collector.get("scrape_interval", 15), "scrape_interval"),
+        scrape_timeout=parse_duration(collector.get("scrape_timeout", 5), "scrape_timeout"),
+        refresh_seconds=parse_duration(ui.get("refresh", 30), "[ui] refresh"),
+        storage=storage,
+        simulator=simulator,
+    )
+    if settings.scrape_timeout > settings.scrape_interval:
+        raise ConfigError(
+            f"scrape_timeout ({settings.scrape_timeout:g}s) must not exceed "
+            f"scrape_interval ({settings.scrape_interval:g}s)"
+        )
+    return settings
+
+
+def _reject_unknown(section: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where}; known keys are {sorted(known)}")
+
+
+def _simulator(section: Mapping[str, Any], default_enabled: bool) -> SimulatorSettings:
+    _reject_unknown(section, {"enabled", "seed", "host", "ports"}, "[simulator]")
+    ports = tuple(int(p) for p in section.get("ports", SimulatorSettings.ports))
+    if len(ports) != 3:
+        raise ConfigError(f"[simulator] ports must list three ports, got {list(ports)}")
+    return SimulatorSettings(
+        enabled=bool(section.get("enabled", default_enabled)),
+        seed=int(section.get("seed", 42)),
+        host=str(section.get("host", "127.0.0.1")),
+        ports=(ports[0], ports[1], ports[2]),
+    )
+
+
+def _storage(section: Mapping[str, Any], env: Mapping[str, str]) -> StorageSettings:
+    _reject_unknown(section, {"data_dir", "raw_retention", "rollup_retention"}, "[storage]")
+    data_dir = env.get(DATA_DIR_ENV) or section.get("data_dir", ".data")
+    return StorageSettings(
+        data_dir=Path(str(data_dir)),
+        raw_retention=parse_duration(section.get("raw_retention", "2d"), "raw_retention"),
+        rollup_retention=parse_duration(section.get("rollup_retention", "35d"), "rollup_retention"),
+    )
+
+
+def _target(entry: Mapping[str, Any], index: int, env: Mapping[str, str]) -> TargetConfig:
+    where = f"[[targets]] entry {index + 1}"
+    _reject_unknown(
+        entry,
+        {"system", "display_name", "url", "colour", "metric_prefix", "bearer_token_env",
+         "thresholds"},
+        where,
+    )
+    for key in ("system", "url"):
+        if not entry.get(key):
+            raise ConfigError(f"{where} is missing {key!r}")
+    system = str(entry["system"])
+    defaults = {row[0]: row for row in _DEFAULT_SYSTEMS}.get(system)
+    token_env = entry.get("bearer_token_env")
+    token = None
+    if token_env:
+        token = env.get(str(token_env))
+        if not token:
+            raise ConfigError(
+                f"{where}: environment variable {token_env!r} holding the bearer token is not set"
+            )
+    thresholds_raw = entry.get("thresholds", {})
+    _reject_unknown(thresholds_raw, set(Thresholds.__dataclass_fields__), f"{where} thresholds")
+    thresholds = replace(Thresholds(), **{k: float(v) for k, v in thresholds_raw.items()})
+    return TargetConfig(
+        system=system,
+        display_name=str(entry.get("display_name", defaults[1] if defaults else system)),
+        url=str(entry["url"]),
+        colour=str(entry.get("colour", defaults[3] if defaults else "#9D755D")),
+        metric_prefix=str(entry.get("metric_prefix", defaults[2] if defaults else f"{system}_")),
+        bearer_token=token,
+        thresholds=thresholds,
+    )

@@ -1,0 +1,1 @@
+"""Metric sources: one interface, one backend per kind of store (see `base.Source`)."""

@@ -1,0 +1,235 @@
+"""Signals from the embedded store, with Prometheus's semantics.
+
+Each point t of a range is evaluated like an instant query at t: a rate is the increase of the
+reset-corrected per-system sum between the last row at or before t - window and the last row at
+or before t, divided by the time between them; a gauge is the value of the last row at or before
+t, unless that scrape failed or is older than the lookback (Prometheus's 5 minutes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from lib.signals import histogram_quantile
+from lib.sources.base import Snapshot, empty_frame, signal_frame
+from lib.store import ROLLUP_RESOLUTIONS, AggregateSeries, Store
+from lib.timerange import TimeRange
+
+LOOKBACK_S = 300.0
+RATE_SIGNALS = {
+    "requests_per_second": ("requests", 1.0),
+    "cpu_usage": ("cpu_seconds", 1.0),
+    "cost_per_hour": ("cost_usd", 3600.0),
+}
+GAUGE_SIGNALS = {"active_connections": "in_flight", "memory_usage": "memory_bytes"}
+# Current values on the Overview use this many scrape intervals, like a dashboard's 1m rate.
+CURRENT_WINDOW_SCRAPES = 4
+
+
+class EmbeddedSource:
+    """Reads the store that the embedded collector writes."""
+
+    def __init__(self, store: Store, scrape_interval: float) -> None:
+        self.store = store
+        self.scrape_interval = scrape_interval
+        self.label = f"embedded store ({store.path})"
+
+    def signals(
+        self, systems: Sequence[str], time_range: TimeRange, signals: Sequence[str]
+    ) -> pd.DataFrame:
+        """Return a long frame of `signals` for `systems` at the points of `time_range`."""
+        points = np.array(time_range.points(), dtype=float)
+        resolution = pick_resolution(time_range.step, self.scrape_interval)
+        frames = []
+        for system in systems:
+            series = self.store.aggregate_series(
+                system, time_range.start_s - time_range.window - 2 * max(resolution, 1.0),
+                time_range.end_s, resolution,
+            )
+            evaluator = Evaluator(series, self.scrape_interval)
+            for signal in signals:
+                values = evaluator.evaluate(signal, points, time_range.window, time_range.step)
+                frames.append(signal_frame(system, signal, points, values))
+        if not frames:
+            return empty_frame()
+        frame = pd.concat(frames, ignore_index=True)
+        frame.attrs["time_range"] = time_range
+        return frame
+
+    def snapshot(self, system: str, time_range: TimeRange, now: float) -> Snapshot:
+        """Return the latest values of `system` and its availability over `time_range`."""
+        window = CURRENT_WINDOW_SCRAPES * self.scrape_interval
+        recent = self.store.aggregate_series(system, now - window - LOOKBACK_S, now, 0)
+        evaluator = Evaluator(recent, self.scrape_interval)
+        point = np.array([now])
+        values = {
+            signal: float(evaluator.evaluate(signal, point, window, self.scrape_interval)[0])
+            for signal in (*RATE_SIGNALS, *GAUGE_SIGNALS, "error_rate", "average_latency_ms",
+                           "p95_latency_ms", "up")
+        }
+        start_times = recent.columns["start_time"]
+        known = start_times[~np.isnan(start_times)]
+        record = next((t for t in self.store.targets() if t.system == system), None)
+        return Snapshot(
+            system=system,
+            values=values,
+            availability=self.availability(system, time_range),
+            process_start_time=float(known[-1]) if len(known) else None,
+            last_scrape_at=record.last_scrape_at if record else None,
+            last_success_at=record.last_success_at if record else None,
+            last_error=record.last_error if record else None,
+        )
+
+    def availability(self, system: str, time_range: TimeRange) -> float | None:
+        """Return the share of successful scrapes in the range, None without scrapes."""
+        series = self.store.aggregate_series(
+            system, time_range.start_s, time_range.end_s + self.scrape_interval, 0
+        )
+        if len(series.ts) == 0:
+            return None
+        inside = series.ts >= time_range.start_s
+        if not inside.any():
+            return None
+        first = int(np.argmax(inside))
+        if first > 0:
+            scrapes = series.scrapes[-1] - series.scrapes[first - 1]
+            ups = series.ups[-1] - series.ups[first - 1]
+        else:
+            scrapes = series.scrapes[-1] - series.scrapes[0] + 1
+            ups = series.ups[-1] - series.ups[0] + series.up[0]
+        return float(ups / scrapes) if scrapes > 0 else None
+
+
+def pick_resolution(step: float, scrape_interval: float) -> int:
+    """Return the coarsest store resolution (seconds, 0 = every scrape) that is not coarser than
+    the step, so that each point still gets its own row."""
+    chosen = 0
+    for resolution in ROLLUP_RESOLUTIONS:
+        if resolution <= step and resolution > scrape_interval:
+            chosen = resolution
+    return chosen
+
+
+class Evaluator:
+    """Evaluates catalog signals over one system's aggregates rows."""
+
+    def __init__(self, series: AggregateSeries, scrape_interval: float) -> None:
+        self.series = series
+        # A window's left row may sit up to one row spacing before the window's start.
+        self.slack = 1.5 * max(series.resolution, scrape_interval)
+        self.lookback = max(LOOKBACK_S, 2.0 * series.resolution)
+
+    def evaluate(
+        self, signal: str, points: np.ndarray, window: float, step: float
+    ) -> np.ndarray:
+        """Return `signal` at `points` (epoch seconds); NaN where there is no data."""
+        columns = self.series.columns
+        if signal in RATE_SIGNALS:
+            column, scale = RATE_SIGNALS[signal]
+            return self._rate(columns[column], points, window) * scale
+        if signal in GAUGE_SIGNALS:
+            return self._gauge(columns[GAUGE_SIGNALS[signal]], points)
+        if signal == "error_rate":
+            errors, requests = self._deltas(columns["errors"], columns["requests"], points, window)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                no_traffic = np.where(requests == 0, 0.0, np.nan)
+                return np.where(requests > 0, errors / requests, no_traffic)
+        if signal == "average_latency_ms":
+            total, count = self._deltas(
+                columns["duration_sum"], columns["duration_count"], points, window
+            )
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(count > 0, 1000.0 * total / count, np.nan)
+        if signal == "p95_latency_ms":
+            return self._quantile(0.95, points, window) * 1000.0
+        if signal == "up":
+            return self._up(points, step)
+        raise KeyError(f"unknown signal {signal!r}")
+
+    def _window_rows(
+        self, present: np.ndarray, points: np.ndarray, window: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (left, right, valid): indexes into the rows where `present` holds of the last
+        row at or before t - window and at or before t, for each point t."""
+        ts = self.series.ts[present]
+        right = np.searchsorted(ts, points, side="right") - 1
+        left = np.searchsorted(ts, points - window, side="right") - 1
+        valid = (left >= 0) & (right > left)
+        safe_left = np.clip(left, 0, None)
+        safe_right = np.clip(right, 0, None)
+        if len(ts):
+            valid &= ts[safe_right] > points - window
+            valid &= ts[safe_left] >= points - window - self.slack
+        else:
+            valid &= False
+        return safe_left, safe_right, valid
+
+    def _rate(self, values: np.ndarray, points: np.ndarray, window: float) -> np.ndarray:
+        present = ~np.isnan(values)
+        left, right, valid = self._window_rows(present, points, window)
+        ts, kept = self.series.ts[present], values[present]
+        if not len(ts):
+            return np.full(len(points), np.nan)
+        elapsed = ts[right] - ts[left]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = (kept[right] - kept[left]) / elapsed
+        return np.where(valid, rate, np.nan)
+
+    def _deltas(
+        self, numerator: np.ndarray, denominator: np.ndarray, points: np.ndarray, window: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        present = ~np.isnan(denominator) & ~np.isnan(numerator)
+        left, right, valid = self._window_rows(present, points, window)
+        top, bottom = numerator[present], denominator[present]
+        if not len(top):
+            nan = np.full(len(points), np.nan)
+            return nan, nan
+        return (
+            np.where(valid, top[right] - top[left], np.nan),
+            np.where(valid, bottom[right] - bottom[left], np.nan),
+        )
+
+    def _gauge(self, values: np.ndarray, points: np.ndarray) -> np.ndarray:
+        ts = self.series.ts
+        if not len(ts):
+            return np.full(len(points), np.nan)
+        index = np.searchsorted(ts, points, side="right") - 1
+        safe = np.clip(index, 0, None)
+        valid = (index >= 0) & (points - ts[safe] <= self.lookback)
+        return np.where(valid, values[safe], np.nan)
+
+    def _quantile(self, q: float, points: np.ndarray, window: float) -> np.ndarray:
+        buckets = self.series.buckets
+        if buckets.shape[1] == 0:
+            return np.full(len(points), np.nan)
+        present = ~np.isnan(buckets).any(axis=1)
+        left, right, valid = self._window_rows(present, points, window)
+        kept = buckets[present]
+        result = np.full(len(points), np.nan)
+        for i in np.flatnonzero(valid):
+            delta = kept[right[i]] - kept[left[i]]
+            result[i] = histogram_quantile(q, self.series.bucket_bounds, delta)
+        return result
+
+    def _up(self, points: np.ndarray, step: float) -> np.ndarray:
+        ts = self.series.ts
+        if not len(ts):
+            return np.full(len(points), np.nan)
+        right = np.searchsorted(ts, points, side="right") - 1
+        left = np.searchsorted(ts, points - step, side="right") - 1
+        safe_right = np.clip(right, 0, None)
+        scrapes = np.where(left >= 0, self.series.scrapes[safe_right] - self.series.scrapes[
+            np.clip(left, 0, None)], np.nan)
+        ups = np.where(left >= 0, self.series.ups[safe_right] - self.series.ups[
+            np.clip(left, 0, None)], np.nan)
+        fresh = (right >= 0) & (points - ts[safe_right] <= max(step, self.lookback))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(scrapes > 0, ups / scrapes, np.nan)
+        # With no scrape inside the step, the last scrape's own result stands (as an instant
+        # query of `up` would return it).
+        share = np.where(np.isnan(share) & fresh, self.series.up[safe_right], share)
+        return np.where(fresh, share, math.nan)

@@ -1,0 +1,345 @@
+"""The embedded store: SQLite in WAL mode, one writer (the collector) and a reader per thread.
+
+Tables:
+- `series` and `samples`: every scraped sample. Counters are stored reset-corrected: the value is
+  the increase since the series was first seen, so a rate is a plain difference of two samples.
+- `samples_5m`: the last sample of each series in each 5-minute bucket, for long ranges.
+- `aggregates`: one row per system and scrape with the per-system sums the signal catalog needs
+  (requests, errors, latency histogram, CPU, memory, cost) and running counts of scrapes and
+  successful scrapes. Failed scrapes get a row with `up = 0` and NULL sums.
+- `aggregates_rollup`: the last aggregates row per system in each bucket of 1, 5 and 30 minutes,
+  so that a 7-day chart reads a few hundred rows, not forty thousand.
+- `targets`: the collector's last view of each endpoint, for the Targets page.
+- `counter_state`: the reset-correction state, so that a restart continues each counter.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROLLUP_RESOLUTIONS = (60, 300, 1800)
+SAMPLE_ROLLUP = 300
+BUSY_TIMEOUT_S = 10.0
+
+AGGREGATE_COLUMNS = (
+    "requests", "errors", "duration_sum", "duration_count", "cpu_seconds", "cost_usd",
+    "memory_bytes", "in_flight", "start_time",
+)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    system TEXT NOT NULL,
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    cumulative INTEGER NOT NULL,
+    UNIQUE (system, name, labels)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    series_id INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    value REAL,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS samples_5m (
+    series_id INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    value REAL,
+    PRIMARY KEY (series_id, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aggregates (
+    system TEXT NOT NULL,
+    ts REAL NOT NULL,
+    up INTEGER NOT NULL,
+    scrapes INTEGER NOT NULL,
+    ups INTEGER NOT NULL,
+    {", ".join(f"{c} REAL" for c in AGGREGATE_COLUMNS)},
+    buckets TEXT,
+    PRIMARY KEY (system, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aggregates_rollup (
+    system TEXT NOT NULL,
+    resolution INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    up INTEGER NOT NULL,
+    scrapes INTEGER NOT NULL,
+    ups INTEGER NOT NULL,
+    {", ".join(f"{c} REAL" for c in AGGREGATE_COLUMNS)},
+    buckets TEXT,
+    PRIMARY KEY (system, resolution, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS targets (
+    system TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    health TEXT NOT NULL,
+    last_scrape_at REAL,
+    last_success_at REAL,
+    scrape_duration REAL,
+    samples INTEGER,
+    last_error TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    next_scrape_at REAL
+);
+CREATE TABLE IF NOT EXISTS counter_state (
+    series_id INTEGER PRIMARY KEY,
+    last_raw REAL NOT NULL,
+    acc REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class AggregateRow:
+    """One system's sums at one scrape; None where the metric was absent or the scrape failed."""
+
+    system: str
+    ts: float
+    up: bool
+    values: dict[str, float | None]
+    buckets: dict[str, float] | None
+
+
+@dataclass(frozen=True)
+class AggregateSeries:
+    """Aggregates rows of one system as numpy arrays sorted by time (NaN where absent).
+    `buckets` has one column per `bucket_bounds` entry (cumulative counts, +Inf last)."""
+
+    ts: np.ndarray
+    up: np.ndarray
+    scrapes: np.ndarray
+    ups: np.ndarray
+    columns: dict[str, np.ndarray]
+    bucket_bounds: np.ndarray
+    buckets: np.ndarray
+    resolution: int
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    """The collector's last view of one endpoint (times in epoch seconds)."""
+
+    system: str
+    url: str
+    health: str
+    last_scrape_at: float | None
+    last_success_at: float | None
+    scrape_duration: float | None
+    samples: int | None
+    last_error: str | None
+    consecutive_failures: int
+    next_scrape_at: float | None
+
+
+class Store:
+    """SQLite-backed metric store at `path`; safe to share between threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        with self._write_lock:
+            connection = self.connection()
+            connection.executescript(_SCHEMA)
+            connection.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (SCHEMA_VERSION,),
+            )
+            connection.commit()
+
+    def connection(self) -> sqlite3.Connection:
+        """Return this thread's connection, opening it in WAL mode on first use."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            self._local.connection = connection
+        return connection
+
+    # -- writing (the collector) ------------------------------------------------------------
+
+    def series_ids(self, system: str) -> dict[tuple[str, str], int]:
+        """Return {(name, labels json): id} of one system's known series."""
+        rows = self.connection().execute(
+            "SELECT name, labels, id FROM series WHERE system = ?", (system,)
+        )
+        return {(name, labels): series_id for name, labels, series_id in rows}
+
+    def create_series(
+        self, system: str, keys: Iterable[tuple[str, str, bool]]
+    ) -> dict[tuple[str, str], int]:
+        """Insert new series (name, labels json, cumulative) and return their ids."""
+        connection = self.connection()
+        with self._write_lock, connection:
+            connection.executemany(
+                "INSERT OR IGNORE INTO series (system, name, labels, cumulative) "
+                "VALUES (?, ?, ?, ?)",
+                [(system, name, labels, int(cumulative)) for name, labels, cumulative in keys],
+            )
+        return self.series_ids(system)
+
+    def counter_states(self) -> dict[int, tuple[float, float]]:
+        """Return {series id: (last raw value, accumulated increase)}."""
+        rows = self.connection().execute("SELECT series_id, last_raw, acc FROM counter_state")
+        return {series_id: (last_raw, acc) for series_id, last_raw, acc in rows}
+
+    def write_cycle(
+        self,
+        samples: Sequence[tuple[int, float, float]],
+        counter_updates: Sequence[tuple[int, float, float]],
+        aggregates: Sequence[AggregateRow],
+        targets: Sequence[TargetRecord],
+    ) -> None:
+        """Write one scrape cycle in one transaction: samples (series id, ts, value), counter
+        state (series id, last raw, acc), aggregates rows and target records."""
+        connection = self.connection()
+        with self._write_lock, connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?, ?, ?)", samples
+            )
+            connection.executemany(
+                "INSERT OR REPLACE INTO samples_5m (series_id, bucket, ts, value) "
+                "VALUES (?, ?, ?, ?)",
+                [(sid, int(ts // SAMPLE_ROLLUP), ts, value) for sid, ts, value in samples],
+            )
+            connection.executemany(
+                "INSERT OR REPLACE INTO counter_state (series_id, last_raw, acc) VALUES (?, ?, ?)",
+                counter_updates,
+            )
+            for row in aggregates:
+                self._insert_aggregate(connection, row)
+            connection.executemany(
+                "INSERT OR REPLACE INTO targets (system, url, health, last_scrape_at, "
+                "last_success_at, scrape_duration, samples, last_error, consecutive_failures, "
+                "next_scrape_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (t.system, t.url, t.health, t.last_scrape_at, t.last_success_at,
+                     t.scrape_duration, t.samples, t.last_error, t.consecutive_failures,
+                     t.next_scrape_at)
+                    for t in targets
+                ],
+            )
+
+    def _insert_aggregate(self, connection: sqlite3.Connection, row: AggregateRow) -> None:
+        previous = connection.execute(
+            "SELECT scrapes, ups FROM aggregates WHERE system = ? ORDER BY ts DESC LIMIT 1",
+            (row.system,),
+        ).fetchone()
+        scrapes, ups = previous if previous else (0, 0)
+        scrapes += 1
+        ups += int(row.up)
+        values = [row.values.get(column) for column in AGGREGATE_COLUMNS]
+        buckets = json.dumps(row.buckets, separators=(",", ":")) if row.buckets else None
+        base = [row.ts, int(row.up), scrapes, ups, *values, buckets]
+        placeholders = ", ".join("?" * (len(base) + 1))
+        connection.execute(f"INSERT OR REPLACE INTO aggregates VALUES ({placeholders})",
+                           [row.system, *base])
+        rollup_placeholders = ", ".join("?" * (len(base) + 3))
+        connection.executemany(
+            f"INSERT OR REPLACE INTO aggregates_rollup VALUES ({rollup_placeholders})",
+            [[row.system, res, int(row.ts // res), *base] for res in ROLLUP_RESOLUTIONS],
+        )
+
+    def prune(self, now: float, raw_retention: float, rollup_retention: float) -> None:
+        """Delete samples older than the retention periods (seconds before `now`)."""
+        connection = self.connection()
+        raw_cutoff = now - raw_retention
+        rollup_cutoff = now - rollup_retention
+        with self._write_lock, connection:
+            connection.execute("DELETE FROM samples WHERE ts < ?", (raw_cutoff,))
+            connection.execute("DELETE FROM samples_5m WHERE ts < ?", (rollup_cutoff,))
+            connection.execute("DELETE FROM aggregates WHERE ts < ?", (raw_cutoff,))
+            connection.execute("DELETE FROM aggregates_rollup WHERE ts < ?", (rollup_cutoff,))
+
+    # -- reading (the pages) ----------------------------------------------------------------
+
+    def aggregate_series(
+        self, system: str, start: float, end: float, resolution: int
+    ) -> AggregateSeries:
+        """Return one system's aggregates rows with start <= ts <= end at `resolution` seconds
+        (0 = every scrape), plus the last row before `start` so that the first point has a
+        left neighbour."""
+        if resolution:
+            table = "aggregates_rollup WHERE system = ? AND resolution = ? AND"
+            params: tuple[object, ...] = (system, resolution)
+        else:
+            table = "aggregates WHERE system = ? AND"
+            params = (system,)
+        columns = ", ".join(("ts", "up", "scrapes", "ups", *AGGREGATE_COLUMNS, "buckets"))
+        connection = self.connection()
+        before = connection.execute(
+            f"SELECT {columns} FROM {table} ts < ? ORDER BY ts DESC LIMIT 1",  # noqa: S608
+            (*params, start),
+        ).fetchall()
+        rows = connection.execute(
+            f"SELECT {columns} FROM {table} ts >= ? AND ts <= ? ORDER BY ts",  # noqa: S608
+            (*params, start, end),
+        ).fetchall()
+        return _to_arrays(before + rows, resolution)
+
+    def targets(self) -> list[TargetRecord]:
+        """Return the collector's last view of every endpoint."""
+        rows = self.connection().execute(
+            "SELECT system, url, health, last_scrape_at, last_success_at, scrape_duration, "
+            "samples, last_error, consecutive_failures, next_scrape_at FROM targets"
+        ).fetchall()
+        return [TargetRecord(*row) for row in rows]
+
+    def series_samples(
+        self, system: str, name: str, start: float, end: float, rollup: bool
+    ) -> list[tuple[str, float, float]]:
+        """Return (labels json, ts, value) of every series named `name`, ordered by series and
+        time; `rollup` reads the 5-minute table."""
+        table = "samples_5m" if rollup else "samples"
+        rows = self.connection().execute(
+            f"SELECT s.labels, x.ts, x.value FROM series s JOIN {table} x ON x.series_id = s.id "  # noqa: S608
+            "WHERE s.system = ? AND s.name = ? AND x.ts >= ? AND x.ts <= ? "
+            "ORDER BY s.id, x.ts",
+            (system, name, start, end),
+        ).fetchall()
+        return [(labels, ts, value) for labels, ts, value in rows]
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+def _to_arrays(rows: list[tuple[object, ...]], resolution: int) -> AggregateSeries:
+    count = len(rows)
+    width = 4 + len(AGGREGATE_COLUMNS)
+    matrix = np.array(
+        [[np.nan if v is None else v for v in row[:width]] for row in rows], dtype=float
+    ).reshape(count, width)
+    bucket_maps = [json.loads(str(row[width])) if row[width] else None for row in rows]
+    bounds = sorted({float(le) for b in bucket_maps if b for le in b}, key=float)
+    bucket_matrix = np.full((count, len(bounds)), np.nan)
+    for i, mapping in enumerate(bucket_maps):
+        if mapping:
+            by_bound = {float(le): value for le, value in mapping.items()}
+            bucket_matrix[i] = [by_bound.get(bound, np.nan) for bound in bounds]
+    return AggregateSeries(
+        ts=matrix[:, 0],
+        up=matrix[:, 1],
+        scrapes=matrix[:, 2],
+        ups=matrix[:, 3],
+        columns={name: matrix[:, 4 + i] for i, name in enumerate(AGGREGATE_COLUMNS)},
+        bucket_bounds=np.array(bounds, dtype=float),
+        buckets=bucket_matrix,
+        resolution=resolution,
+    )
