@@ -81,7 +81,7 @@ def fetch(
         stop=tenacity.stop_after_attempt(policy.attempts)
         | tenacity.stop_after_delay(policy.deadline),
         wait=tenacity.wait_exponential_jitter(
-            initial=policy.backoff_initial, max=policy.backoff_max
+            multiplier=policy.backoff_initial, max=policy.backoff_max
         ),
         retry=tenacity.retry_if_exception(_is_retryable),
         before_sleep=_log_retry,

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lib.collector import Collector
+from lib.http import make_client
+from lib.sources.embedded import EmbeddedSource
+from lib.store import Store
+from lib.timerange import TimeRange
+from tests.conftest import make_settings
+from tests.support.fault_server import FaultServer
+
+T0 = 1_699_999_200.0  # a whole hour, so ranges align with their steps
+
+
+def exposition(requests: float, errors: float = 0.0, memory: float = 5e8) -> bytes:
+    return (
+        "# TYPE http_requests_total counter\n"
+        f'http_requests_total{{code="200",method="GET",route="/"}} {requests - errors}\n'
+        f'http_requests_total{{code="500",method="GET",route="/"}} {errors}\n'
+        "# TYPE process_resident_memory_bytes gauge\n"
+        f"process_resident_memory_bytes {memory}\n"
+    ).encode()
+
+
+@pytest.fixture
+def rig(fault_server: FaultServer, tmp_path: Path) -> tuple[Collector, EmbeddedSource]:
+    settings = make_settings({"relaycore": fault_server.url}, tmp_path)
+    store = Store(tmp_path / "m.sqlite")
+    return Collector(settings, store, make_client()), EmbeddedSource(store, 15.0)
+
+
+def rps(source: EmbeddedSource, end: float) -> np.ndarray:
+    frame = source.signals(["relaycore"], TimeRange.between(end - 600, end, 15),
+                           ["requests_per_second"])
+    return frame["value"].to_numpy()
+
+
+def test_steady_counter_gives_its_rate(rig, fault_server: FaultServer) -> None:
+    collector, source = rig
+    for i in range(40):
+        fault_server.behaviour.body = exposition(requests=150.0 * i)
+        collector.scrape_once(now=T0 + 15 * i)
+    values = rps(source, T0 + 15 * 39)
+    assert np.nanmin(values) == pytest.approx(10.0)
+    assert np.nanmax(values) == pytest.approx(10.0)
+
+
+def test_counter_reset_no_negative_or_spike(rig, fault_server: FaultServer) -> None:
+    collector, source = rig
+    total = 0.0
+    for i in range(40):
+        # The process restarts at scrape 20: the counter starts again from a small value.
+        total = 150.0 * i if i < 20 else 150.0 * (i - 20) + 150.0
+        fault_server.behaviour.body = exposition(requests=total)
+        collector.scrape_once(now=T0 + 15 * i)
+    values = rps(source, T0 + 15 * 39)
+    finite = values[~np.isnan(values)]
+    assert finite.min() >= 0
+    assert finite.max() == pytest.approx(10.0)
+
+
+def test_failed_scrape_recorded_as_down(rig, fault_server: FaultServer) -> None:
+    collector, source = rig
+    fault_server.behaviour.body = exposition(requests=0)
+    collector.scrape_once(now=T0)
+    fault_server.behaviour.status = 503
+    collector.scrape_once(now=T0 + 15)
+    record = source.store.targets()[0]
+    assert record.health == "down"
+    assert record.last_error is not None
+    assert "returned HTTP 503" in record.last_error
+    assert record.last_success_at == T0
+    snapshot = source.snapshot("relaycore", TimeRange.between(T0 - 60, T0 + 15, 15), T0 + 15)
+    assert snapshot.values["up"] == 0
+    assert snapshot.availability == pytest.approx(0.5)
+
+
+def test_failing_target_backs_off_then_recovers(rig, fault_server: FaultServer) -> None:
+    collector, _ = rig
+    fault_server.behaviour.status = 500
+    scraped_at = []
+    for i in range(12):
+        before = fault_server.requests
+        collector.scrape_once(now=T0 + 15 * i)
+        if fault_server.requests > before:
+            scraped_at.append(i)
+    # Doubling backoff: scrapes at cycles 0, 1, 3, 7, then every 8th.
+    assert scraped_at[:4] == [0, 1, 3, 7]
+    fault_server.behaviour.status = 200
+    fault_server.behaviour.body = exposition(requests=10)
+    for i in range(12, 20):
+        collector.scrape_once(now=T0 + 15 * i)
+    record = collector.store.targets()[0]
+    assert record.health == "up"
+    assert record.consecutive_failures == 0
+
+
+def test_failure_logged_once_per_interval(rig, fault_server: FaultServer, caplog) -> None:
+    collector, _ = rig
+    fault_server.behaviour.status = 500
+    with caplog.at_level(logging.WARNING, logger="lib.collector"):
+        for i in range(40):
+            collector.scrape_once(now=T0 + 15 * i)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    # 40 cycles of 15 s = 600 s with a 300 s log interval: at most 3 lines.
+    assert 1 <= len(warnings) <= 3
+    assert "relaycore" in warnings[0].getMessage()
+
+
+def test_restart_continues_counters(fault_server: FaultServer, tmp_path: Path) -> None:
+    settings = make_settings({"relaycore": fault_server.url}, tmp_path)
+    first = Collector(settings, Store(tmp_path / "m.sqlite"), make_client())
+    for i in range(10):
+        fault_server.behaviour.body = exposition(requests=150.0 * i)
+        first.scrape_once(now=T0 + 15 * i)
+    second = Collector(settings, Store(tmp_path / "m.sqlite"), make_client())
+    for i in range(10, 20):
+        fault_server.behaviour.body = exposition(requests=150.0 * i)
+        second.scrape_once(now=T0 + 15 * i)
+    values = rps(EmbeddedSource(second.store, 15.0), T0 + 15 * 19)
+    finite = values[~np.isnan(values)]
+    assert finite.min() == pytest.approx(10.0)
+    assert finite.max() == pytest.approx(10.0)
+
+
+def test_error_rate_zero_without_traffic(rig, fault_server: FaultServer) -> None:
+    collector, source = rig
+    fault_server.behaviour.body = exposition(requests=5, errors=1)
+    for i in range(10):
+        collector.scrape_once(now=T0 + 15 * i)
+    frame = source.signals(["relaycore"], TimeRange.between(T0, T0 + 135, 15), ["error_rate"])
+    finite = frame["value"].dropna()
+    assert len(finite) > 0
+    assert (finite == 0).all()
+
+
+def test_gauge_absent_while_down(rig, fault_server: FaultServer) -> None:
+    collector, source = rig
+    fault_server.behaviour.body = exposition(requests=0, memory=123.0)
+    collector.scrape_once(now=T0)
+    fault_server.behaviour.status = 503
+    collector.scrape_once(now=T0 + 15)
+    frame = source.signals(["relaycore"], TimeRange.between(T0 - 15, T0 + 15, 15),
+                           ["memory_usage"])
+    values = frame["value"].to_list()
+    assert values[1] == 123.0
+    assert math.isnan(values[2])
