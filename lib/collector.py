@@ -1,8 +1,11 @@
 """The embedded collector: scrape every target concurrently each interval and write to the store.
 
 It runs in a daemon thread beside the pages, so a page render never waits on a scrape. A target
-that keeps failing is scraped less often (doubling up to `MAX_BACKOFF_INTERVALS` intervals) and
-returns to the normal interval on its first success.
+that keeps failing is scraped less often: after `BACKOFF_AFTER_FAILURES` failures in a row the
+gap doubles up to `MAX_BACKOFF_INTERVALS` intervals, and the first success restores the normal
+interval. The first failures keep the normal interval so that a short outage is measured exactly.
+While a failing target waits, each skipped interval is recorded as down, so availability counts
+time, not attempts.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from lib.store import AggregateRow, Store, TargetRecord
 
 log = logging.getLogger(__name__)
 
+BACKOFF_AFTER_FAILURES = 4
 MAX_BACKOFF_INTERVALS = 8
 # A failing target is logged at WARNING once, then at most once per this many seconds.
 FAILURE_LOG_INTERVAL_S = 300.0
@@ -140,10 +144,14 @@ class Collector:
         """Scrape every due target concurrently and write the results; return the outcomes."""
         ts = self.clock() if now is None else now
         due = [s for s in self._states.values() if s.next_scrape_at <= ts]
+        waiting = [
+            s.target.system for s in self._states.values()
+            if s.next_scrape_at > ts and s.consecutive_failures
+        ]
         started = time.monotonic()
         futures = [self._pool.submit(self._scrape, state.target, ts) for state in due]
         outcomes = [future.result() for future in futures]
-        self._record(outcomes, ts)
+        self._record(outcomes, waiting, ts)
         self.cycles += 1
 
         up = sum(1 for o in outcomes if o.error is None)
@@ -176,10 +184,10 @@ class Collector:
             target.system, ts, time.monotonic() - started, result=result, samples=result.samples
         )
 
-    def _record(self, outcomes: Sequence[ScrapeOutcome], ts: float) -> None:
+    def _record(self, outcomes: Sequence[ScrapeOutcome], waiting: Sequence[str], ts: float) -> None:
         rows: list[tuple[int, float, float]] = []
         counter_updates: list[tuple[int, float, float]] = []
-        aggregates: list[AggregateRow] = []
+        aggregates = [AggregateRow(system, ts, False, {}, None) for system in waiting]
         records: list[TargetRecord] = []
 
         for outcome in outcomes:
@@ -261,7 +269,8 @@ class Collector:
 
     def _on_failure(self, state: _TargetState, error: FetchError, ts: float) -> None:
         state.consecutive_failures += 1
-        backoff = min(2 ** (state.consecutive_failures - 1), MAX_BACKOFF_INTERVALS)
+        doublings = max(0, state.consecutive_failures - BACKOFF_AFTER_FAILURES + 1)
+        backoff = min(2**doublings, MAX_BACKOFF_INTERVALS) if doublings else 1
         state.next_scrape_at = ts + self.settings.scrape_interval * (backoff - 0.5)
         logged = state.last_failure_logged_at
         if logged is None or ts - logged >= FAILURE_LOG_INTERVAL_S:

@@ -63,6 +63,8 @@ class SimulatorSettings:
 
     enabled: bool = True
     seed: int = 42
+    # The demo schedule: RelayCore error bursts, AutoMatrix slow periods, NeuroWeaver outages.
+    incidents: bool = True
     host: str = "127.0.0.1"
     ports: tuple[int, int, int] = (9101, 9102, 9103)
 
@@ -108,6 +110,18 @@ _DEFAULT_SYSTEMS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+# Default thresholds per known system, sized to the simulated platform's normal day: RelayCore
+# waits on AI providers, so its latency budget is seconds, not milliseconds.
+DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
+    "automatrix": Thresholds(p95_latency_ms_warning=800.0, p95_latency_ms_error=2000.0,
+                             cost_per_hour_budget=300.0),
+    "relaycore": Thresholds(p95_latency_ms_warning=5000.0, p95_latency_ms_error=10000.0,
+                            cost_per_hour_budget=400.0),
+    "neuroweaver": Thresholds(p95_latency_ms_warning=1500.0, p95_latency_ms_error=3000.0,
+                              cost_per_hour_budget=2.0),
+}
+
+
 def parse_duration(value: object, key: str) -> float:
     """Parse `15s`, `5m`, `2h`, `7d`, `250ms` or a number of seconds into seconds."""
     if isinstance(value, bool):
@@ -133,6 +147,7 @@ def default_targets(simulator: SimulatorSettings) -> tuple[TargetConfig, ...]:
             url=f"http://{simulator.host}:{port}/metrics",
             colour=colour,
             metric_prefix=prefix,
+            thresholds=DEFAULT_THRESHOLDS[system],
         )
         for (system, name, prefix, colour), port in zip(
             _DEFAULT_SYSTEMS, simulator.ports, strict=True
@@ -203,13 +218,14 @@ def _reject_unknown(section: Mapping[str, Any], known: set[str], where: str) -> 
 
 
 def _simulator(section: Mapping[str, Any], default_enabled: bool) -> SimulatorSettings:
-    _reject_unknown(section, {"enabled", "seed", "host", "ports"}, "[simulator]")
+    _reject_unknown(section, {"enabled", "seed", "host", "ports", "incidents"}, "[simulator]")
     ports = tuple(int(p) for p in section.get("ports", SimulatorSettings.ports))
     if len(ports) != 3:
         raise ConfigError(f"[simulator] ports must list three ports, got {list(ports)}")
     return SimulatorSettings(
         enabled=bool(section.get("enabled", default_enabled)),
         seed=int(section.get("seed", 42)),
+        incidents=bool(section.get("incidents", True)),
         host=str(section.get("host", "127.0.0.1")),
         ports=(ports[0], ports[1], ports[2]),
     )
@@ -248,7 +264,8 @@ def _target(entry: Mapping[str, Any], index: int, env: Mapping[str, str]) -> Tar
             )
     thresholds_raw = entry.get("thresholds", {})
     _reject_unknown(thresholds_raw, set(Thresholds.__dataclass_fields__), f"{where} thresholds")
-    thresholds = replace(Thresholds(), **{k: float(v) for k, v in thresholds_raw.items()})
+    base = DEFAULT_THRESHOLDS.get(system, Thresholds())
+    thresholds = replace(base, **{k: float(v) for k, v in thresholds_raw.items()})
     return TargetConfig(
         system=system,
         display_name=str(entry.get("display_name", defaults[1] if defaults else system)),

@@ -238,12 +238,16 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
 
 def _start_simulated_platform(settings: Settings) -> Any:
     from exporters.server import SimulatedPlatform
-    from exporters.simulator import SimulationConfig
+    from exporters.simulator import SimulationConfig, demo_incidents
 
     simulator = settings.simulator
-    platform = SimulatedPlatform(
-        SimulationConfig(seed=simulator.seed), host=simulator.host, ports=simulator.ports
+    config = SimulationConfig(
+        seed=simulator.seed,
+        incidents=demo_incidents() if simulator.incidents else (),
+        # The live app never asks the simulator for its true totals; keep them short.
+        truth_retention=3600.0,
     )
+    platform = SimulatedPlatform(config, host=simulator.host, ports=simulator.ports)
     platform.start()
     log.info("simulated platform serving %s", ", ".join(platform.urls.values()))
     return platform

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.config import Settings, StorageSettings, TargetConfig
+from lib.config import DEFAULT_THRESHOLDS, Settings, StorageSettings, TargetConfig, Thresholds
 from tests.support.fault_server import FaultServer
 
 
@@ -22,7 +22,8 @@ def make_settings(urls: dict[str, str], data_dir: Path, **overrides: float) -> S
              "neuroweaver": ("NeuroWeaver", "neuroweaver_")}
     targets = tuple(
         TargetConfig(system, names.get(system, (system, ""))[0], url, "#4C78A8",
-                     names.get(system, (system, f"{system}_"))[1])
+                     names.get(system, (system, f"{system}_"))[1],
+                     thresholds=DEFAULT_THRESHOLDS.get(system, Thresholds()))
         for system, url in urls.items()
     )
     return Settings(targets=targets, storage=StorageSettings(data_dir=data_dir), **overrides)
