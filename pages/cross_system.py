@@ -1,0 +1,70 @@
+"""Cross-system metrics page: the golden signals of the selected systems side by side."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from lib.charts import latency_chart, signal_chart
+from lib.errors import MonitorError
+from lib.format import escape_markdown
+from lib.monitor import Monitor
+from lib.signals import SIGNALS
+from pages.state import Selection, cached_monitor, current_selection
+
+CHART_SIGNALS = (
+    "requests_per_second",
+    "average_latency_ms",
+    "p95_latency_ms",
+    "error_rate",
+    "cost_per_hour",
+    "cpu_usage",
+    "memory_usage",
+)
+CHARTS_PER_ROW = 2
+
+
+def show_cross_system() -> None:
+    """Render the Cross-system metrics page, refreshed at the sidebar's interval."""
+    monitor = cached_monitor()
+    selection = current_selection(monitor)
+
+    st.title("Cross-system metrics")
+    if not selection.systems:
+        st.info("Select at least one system in the sidebar.")
+        return
+
+    refreshing_charts = st.fragment(_render_charts, run_every=selection.refresh_seconds)
+    refreshing_charts(monitor, selection)
+
+
+def _render_charts(monitor: Monitor, selection: Selection) -> None:
+    time_range = monitor.time_range(selection.time_range)
+    try:
+        with st.spinner("Loading metrics…"):
+            frame = monitor.platform_metrics(selection.systems, time_range, CHART_SIGNALS)
+    except MonitorError as error:
+        st.error(f"Could not read the metrics: {escape_markdown(str(error))}")
+        return
+
+    systems = monitor.systems()
+    charts: list[alt.LayerChart] = [
+        signal_chart(frame, "requests_per_second", title=SIGNALS["requests_per_second"].title,
+                     systems=systems),
+        latency_chart(frame, title="Latency (average solid, p95 dashed)", systems=systems),
+        signal_chart(frame, "error_rate", title=SIGNALS["error_rate"].title, systems=systems),
+        signal_chart(frame, "cost_per_hour", title=SIGNALS["cost_per_hour"].title,
+                     systems=systems),
+        signal_chart(frame, "cpu_usage", title=SIGNALS["cpu_usage"].title, systems=systems),
+        signal_chart(frame, "memory_usage", title=SIGNALS["memory_usage"].title,
+                     systems=systems),
+    ]
+
+    for start in range(0, len(charts), CHARTS_PER_ROW):
+        columns = st.columns(CHARTS_PER_ROW)
+        for column, chart in zip(columns, charts[start:start + CHARTS_PER_ROW], strict=False):
+            column.altair_chart(chart, width="stretch")
+
+
+if __name__ == "__main__":  # Streamlit runs each page script as __main__
+    show_cross_system()

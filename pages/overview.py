@@ -1,0 +1,114 @@
+"""Overview page: one card per system with its status, key values and request-rate trend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import streamlit as st
+
+from lib.charts import sparkline
+from lib.errors import MonitorError
+from lib.format import (
+    escape_markdown,
+    format_bytes,
+    format_cores,
+    format_cost_per_hour,
+    format_duration,
+    format_latency_ms,
+    format_percent,
+    format_rate,
+    format_relative_time,
+    format_timestamp,
+)
+from lib.health import Status
+from lib.monitor import Monitor, SystemHealth
+from pages.state import Selection, cached_monitor, current_selection
+
+CARDS_PER_ROW = 3
+BadgeColour = Literal["green", "orange", "red", "gray"]
+STATUS_BADGE_COLOURS: dict[Status, BadgeColour] = {
+    Status.HEALTHY: "green",
+    Status.WARNING: "orange",
+    Status.ERROR: "red",
+}
+FALLBACK_COLOUR = "#9D9D9D"
+
+
+def show_overview() -> None:
+    """Render the Overview page, refreshed at the sidebar's interval."""
+    monitor = cached_monitor()
+    selection = current_selection(monitor)
+
+    st.title("Overview")
+    if not selection.systems:
+        st.info("Select at least one system in the sidebar.")
+        return
+
+    refreshing_cards = st.fragment(_render_cards, run_every=selection.refresh_seconds)
+    refreshing_cards(monitor, selection)
+
+
+def _render_cards(monitor: Monitor, selection: Selection) -> None:
+    now = time.time()
+    time_range = monitor.time_range(selection.time_range, now=now)
+    try:
+        healths = monitor.overview(selection.systems, time_range, now=now)
+    except MonitorError as error:
+        st.error(f"Could not read the systems' health: {escape_markdown(str(error))}")
+        return
+
+    st.caption(escape_markdown(f"{time_range.describe()} · updated {format_timestamp(now)}"))
+    colours = {system.id: system.colour for system in monitor.systems()}
+    for row in _chunks(healths, CARDS_PER_ROW):
+        for column, health in zip(st.columns(CARDS_PER_ROW), row, strict=False):
+            with column, st.container(border=True):
+                _render_card(health, colours.get(health.system, FALLBACK_COLOUR), now)
+
+
+def _render_card(health: SystemHealth, colour: str, now: float) -> None:
+    st.subheader(escape_markdown(health.display_name))
+    # The badge shows the status as a word and an icon, so colour is never the only cue.
+    st.badge(health.status.label.capitalize(), icon=health.status.icon,
+             color=STATUS_BADGE_COLOURS.get(health.status, "gray"))
+    for reason in health.reasons:
+        st.caption(escape_markdown(reason))
+
+    st.metric("Requests", format_rate(health.requests_per_second))
+    if health.trend.empty or health.trend["value"].isna().all():
+        st.caption("No request rate data in this time range.")
+    else:
+        st.altair_chart(sparkline(health.trend, colour=colour), width="stretch")
+
+    left, right = st.columns(2)
+    left.metric("Error rate", format_percent(health.error_rate))
+    right.metric("Availability", format_percent(health.availability),
+                 help="Share of successful scrapes in the selected time range.")
+    left.metric("Average latency", format_latency_ms(health.average_latency_ms))
+    right.metric("p95 latency", format_latency_ms(health.p95_latency_ms))
+    left.metric("Process uptime", format_duration(health.process_uptime_seconds),
+                help="Time since the process last started, from process_start_time_seconds.")
+    right.metric("Memory", format_bytes(health.memory_usage))
+
+    cpu = format_cores(health.cpu_usage)
+    cost = format_cost_per_hour(health.cost_per_hour)
+    st.caption(escape_markdown(f"CPU {cpu} · AI cost {cost}"))
+    if health.last_success_at is None:
+        st.caption("No successful scrape yet.")
+    else:
+        st.caption(escape_markdown(
+            f"Last successful scrape: {format_timestamp(health.last_success_at)} "
+            f"({format_relative_time(health.last_success_at, now)})"
+        ))
+    if health.last_error:
+        st.warning(f"Last scrape failed: {escape_markdown(health.last_error)}",
+                   icon=":material/warning:")
+
+
+def _chunks(healths: Sequence[SystemHealth], size: int) -> list[Sequence[SystemHealth]]:
+    return [healths[index:index + size] for index in range(0, len(healths), size)]
+
+
+if __name__ == "__main__":  # Streamlit runs each page script as __main__
+    show_overview()

@@ -1,0 +1,99 @@
+"""The Monitor shared by all sessions, and the sidebar choices that every page reads.
+
+The entry point renders the sidebar on every run, so its widgets keep their values in
+st.session_state while the viewer moves between pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from lib.format import escape_markdown
+from lib.monitor import Monitor, get_monitor
+from lib.timerange import PRESETS
+
+TIME_RANGE_KEY = "sidebar.time_range"
+SYSTEMS_KEY = "sidebar.systems"
+REFRESH_KEY = "sidebar.refresh_seconds"
+
+DEFAULT_TIME_RANGE = "1h"
+DEFAULT_REFRESH_SECONDS = 30
+REFRESH_LABELS: dict[int | None, str] = {
+    None: "Off",
+    10: "10 s",
+    30: "30 s",
+    60: "1 min",
+    300: "5 min",
+}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The sidebar choices: time range preset, system ids and refresh interval in seconds."""
+
+    time_range: str
+    systems: tuple[str, ...]
+    refresh_seconds: int | None
+
+
+@st.cache_resource(show_spinner="Starting Platform Monitor…")
+def cached_monitor() -> Monitor:
+    """Return the server process's Monitor, which starts the collector on first use."""
+    return get_monitor()
+
+
+def render_sidebar(monitor: Monitor) -> None:
+    """Render the time range, systems and refresh widgets and the data source in the sidebar."""
+    names = {system.id: system.display_name for system in monitor.systems()}
+
+    with st.sidebar:
+        st.segmented_control(
+            "Time range",
+            options=list(PRESETS),
+            default=DEFAULT_TIME_RANGE,
+            required=True,
+            key=TIME_RANGE_KEY,
+        )
+        st.multiselect(
+            "Systems",
+            options=list(names),
+            default=list(names),
+            format_func=names.__getitem__,
+            key=SYSTEMS_KEY,
+        )
+        st.selectbox(
+            "Auto-refresh",
+            options=list(REFRESH_LABELS),
+            index=list(REFRESH_LABELS).index(default_refresh_seconds(monitor)),
+            format_func=REFRESH_LABELS.__getitem__,
+            key=REFRESH_KEY,
+            help="Interval between automatic refreshes of the page's data. Off turns them off.",
+        )
+        st.caption(f"Source: {escape_markdown(monitor.source_label)}")
+
+
+def default_refresh_seconds(monitor: Monitor) -> int:
+    """Return the configured refresh interval if the sidebar offers it, else 30 seconds."""
+    configured = monitor.settings.refresh_seconds
+    if configured in REFRESH_LABELS:
+        return int(configured)
+    return DEFAULT_REFRESH_SECONDS
+
+
+def current_selection(monitor: Monitor) -> Selection:
+    """Return the sidebar choices, with the defaults for widgets not rendered yet.
+
+    System ids missing from the monitor's configuration, such as ids chosen before the
+    configuration changed, are dropped.
+    """
+    known = [system.id for system in monitor.systems()]
+    chosen = st.session_state.get(SYSTEMS_KEY, known)
+    time_range = st.session_state.get(TIME_RANGE_KEY) or DEFAULT_TIME_RANGE
+
+    return Selection(
+        time_range=time_range,
+        systems=tuple(system for system in chosen if system in known),
+        refresh_seconds=st.session_state.get(REFRESH_KEY, default_refresh_seconds(monitor)),
+    )

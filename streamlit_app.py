@@ -1,0 +1,41 @@
+"""Entry point of the Platform Monitor Streamlit app: page setup, navigation and the sidebar.
+
+Run it with `streamlit run streamlit_app.py`. Each page is a script in the pages package.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lib.config import ConfigError
+from lib.errors import MonitorError
+from lib.format import escape_markdown
+from pages.state import cached_monitor, render_sidebar
+
+
+def main() -> None:
+    """Set up the page, start the Monitor once per process and run the selected page."""
+    st.set_page_config(page_title="Platform Monitor", page_icon="📊",
+                       layout="wide")
+
+    try:
+        monitor = cached_monitor()
+    except (ConfigError, MonitorError, OSError) as error:
+        st.error(f"Platform Monitor could not start: {escape_markdown(str(error))}")
+        st.stop()
+
+    # Pages are files, not callables, so that AppTest.switch_page can open each of them.
+    navigation = st.navigation(
+        [
+            st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:",
+                    default=True),
+            st.Page("pages/cross_system.py", title="Cross-system metrics",
+                    icon=":material/monitoring:", url_path="cross-system"),
+            st.Page("pages/targets.py", title="Targets", icon=":material/lan:"),
+        ]
+    )
+    render_sidebar(monitor)
+    navigation.run()
+
+
+main()
