@@ -11,7 +11,7 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -84,10 +84,21 @@ class TargetStatus:
 class Monitor:
     """Reads signals, health and targets for the configured systems from one source."""
 
-    def __init__(self, settings: Settings, source: Source, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.store = store
+        self.clock = clock
+
+    def now(self) -> float:
+        """Return the current time (epoch seconds) by this monitor's clock."""
+        return self.clock()
 
     @property
     def source_label(self) -> str:
@@ -98,6 +109,7 @@ class Monitor:
 
     def time_range(self, preset: str, now: float | None = None) -> TimeRange:
         """Return the preset range with this deployment's scrape interval."""
+        now = self.clock() if now is None else now
         return TimeRange.preset(preset, now=now, scrape_interval=self.settings.scrape_interval)
 
     def platform_metrics(
@@ -121,7 +133,7 @@ class Monitor:
         self, systems: Sequence[str], time_range: TimeRange, now: float | None = None
     ) -> list[SystemHealth]:
         """Return each system's status, current values and request-rate trend."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         trends = self.platform_metrics(systems, time_range, ["requests_per_second"])
         return [self._health(system, time_range, now, trends) for system in systems]
 
@@ -254,6 +266,13 @@ def _start_simulated_platform(settings: Settings) -> Any:
 
 
 _MONITOR: tuple[Monitor, Runtime] | None = None
+
+
+def set_monitor(monitor: Monitor, runtime: Runtime | None = None) -> None:
+    """Make `monitor` the one `get_monitor()` returns, for embedding the pages elsewhere and for
+    tests that drive a monitor with their own clock."""
+    global _MONITOR
+    _MONITOR = (monitor, runtime or Runtime())
 
 
 def get_monitor() -> Monitor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Literal
 
@@ -51,7 +50,7 @@ def show_overview() -> None:
 
 
 def _render_cards(monitor: Monitor, selection: Selection) -> None:
-    now = time.time()
+    now = monitor.now()
     time_range = monitor.time_range(selection.time_range, now=now)
     try:
         healths = monitor.overview(selection.systems, time_range, now=now)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
@@ -36,7 +34,7 @@ def show_targets() -> None:
 
 
 def _render_targets(monitor: Monitor, selection: Selection) -> None:
-    now = time.time()
+    now = monitor.now()
     try:
         statuses = [status for status in monitor.targets() if status.system in selection.systems]
     except MonitorError as error:
