@@ -19,6 +19,7 @@ class FetchFailure(StrEnum):
     AUTH = "auth"
     TOO_LARGE = "too_large"
     NOT_METRICS = "not_metrics"
+    RESET = "reset"
     PROTOCOL = "protocol"
 
 
@@ -29,6 +30,7 @@ _HINTS = {
     FetchFailure.AUTH: "check the bearer token or password configured for it",
     FetchFailure.TOO_LARGE: "check for a label with unbounded values, or raise the size limit",
     FetchFailure.NOT_METRICS: "check that the URL points at a Prometheus /metrics endpoint",
+    FetchFailure.RESET: "check the process's logs for crashes or restarts",
     FetchFailure.PROTOCOL: "check that the URL, port and scheme are right",
 }
 
@@ -55,8 +57,9 @@ class FetchError(MonitorError):
 
     @property
     def retryable(self) -> bool:
-        """Return whether trying again soon may succeed: refusals, timeouts, 502/503/504."""
-        if self.failure in (FetchFailure.REFUSED, FetchFailure.TIMEOUT):
+        """Return whether trying again soon may succeed: refused or reset connections, timeouts,
+        HTTP 502/503/504."""
+        if self.failure in (FetchFailure.REFUSED, FetchFailure.RESET, FetchFailure.TIMEOUT):
             return True
         return self.failure is FetchFailure.HTTP_STATUS and self.status_code in (502, 503, 504)
 

@@ -148,8 +148,10 @@ def _fetch_once(
             url, FetchFailure.TIMEOUT, f"timed out {kind} after {time.monotonic() - started:.1f} s"
         ) from exc
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        # Also what a pooled keep-alive connection gives when the server closed it just as it
+        # was reused, which is why a reset is worth one more try.
         raise FetchError(
-            url, FetchFailure.PROTOCOL, f"closed the connection or sent a broken response ({exc})"
+            url, FetchFailure.RESET, f"closed the connection before the response ended ({exc})"
         ) from exc
     except httpx.HTTPError as exc:
         raise FetchError(url, FetchFailure.PROTOCOL, f"could not be fetched ({exc})") from exc

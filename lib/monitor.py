@@ -282,5 +282,7 @@ def get_monitor() -> Monitor:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        # httpx logs every request at INFO; the collector logs one line per cycle instead.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         _MONITOR = build_monitor(load_settings())
     return _MONITOR[0]

@@ -68,11 +68,12 @@ def test_body_over_cap_rejected(fault_server: FaultServer) -> None:
     assert error.failure is FetchFailure.TOO_LARGE
 
 
-def test_truncated_body_is_protocol_error(fault_server: FaultServer) -> None:
+def test_truncated_body_is_reset(fault_server: FaultServer) -> None:
     fault_server.behaviour.body = b"up 1\n" * 100
     fault_server.behaviour.truncate_to = 10
     error = fetch_error(fault_server.url, FetchPolicy(attempts=1))
-    assert error.failure is FetchFailure.PROTOCOL
+    assert error.failure is FetchFailure.RESET
+    assert error.retryable
 
 
 def test_success_returns_body(fault_server: FaultServer) -> None:
