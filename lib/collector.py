@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -98,15 +98,18 @@ class Collector:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._before: Callable[[], object] | None = None
         self._last_prune = 0.0
         self.cycles = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start scraping in a daemon thread, one cycle per scrape interval."""
+    def start(self, before: Callable[[], object] | None = None) -> None:
+        """Start scraping in a daemon thread, one cycle per scrape interval, after running
+        `before` (such as a backfill) in the same thread."""
         if self._thread is not None:
             return
+        self._before = before
         self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
         self._thread.start()
         log.info(
@@ -128,6 +131,11 @@ class Collector:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        if self._before is not None:
+            try:
+                self._before()
+            except Exception:
+                log.exception("preparing the collector failed; scraping without it")
         interval = self.settings.scrape_interval
         while not self._stop.is_set():
             started = time.monotonic()
@@ -164,6 +172,25 @@ class Collector:
             self.store.prune(ts, storage.raw_retention, storage.rollup_retention)
             self._last_prune = ts
         return outcomes
+
+    def ingest(self, ts: float, bodies: Mapping[str, bytes | None]) -> None:
+        """Record one cycle of bodies fetched elsewhere (system id -> exposition body, or None
+        for a failed scrape) at `ts`, through the same parsing, correction and storage as a
+        scrape. Backfills and benchmarks use it to load history without HTTP."""
+        outcomes = []
+        for system, body in bodies.items():
+            target = self._states[system].target
+            if body is None:
+                error = FetchError(target.url, FetchFailure.HTTP_STATUS, "was down", 503)
+                outcomes.append(ScrapeOutcome(system, ts, 0.0, error=error))
+                continue
+            try:
+                result = parse(target.url, body)
+            except FetchError as exc:
+                outcomes.append(ScrapeOutcome(system, ts, 0.0, error=exc))
+                continue
+            outcomes.append(ScrapeOutcome(system, ts, 0.0, result=result, samples=result.samples))
+        self._record(outcomes, [], ts)
 
     def _scrape(self, target: TargetConfig, ts: float) -> ScrapeOutcome:
         started = time.monotonic()
@@ -219,18 +246,19 @@ class Collector:
         the last scrape, so its whole value counts.
         """
         ids = self._series[outcome.system]
+        keys = [(s.name, _labels_json(s.labels)) for s in outcome.samples]
         new = {
-            (s.name, _labels_json(s.labels), s.cumulative)
-            for s in outcome.samples
-            if (s.name, _labels_json(s.labels)) not in ids
+            (*key, sample.cumulative)
+            for key, sample in zip(keys, outcome.samples, strict=True)
+            if key not in ids
         }
         if new:
             ids = self.store.create_series(outcome.system, new)
             self._series[outcome.system] = ids
 
         adjusted: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
-        for sample in outcome.samples:
-            series_id = ids[(sample.name, _labels_json(sample.labels))]
+        for key, sample in zip(keys, outcome.samples, strict=True):
+            series_id = ids[key]
             value = sample.value
             if sample.cumulative:
                 value = self._corrected(series_id, value, state.seen_success, counter_updates)

@@ -65,6 +65,8 @@ class SimulatorSettings:
     seed: int = 42
     # The demo schedule: RelayCore error bursts, AutoMatrix slow periods, NeuroWeaver outages.
     incidents: bool = True
+    # Seconds of simulated history written into an empty store at the first start.
+    backfill: float = 3600.0
     host: str = "127.0.0.1"
     ports: tuple[int, int, int] = (9101, 9102, 9103)
 
@@ -218,7 +220,11 @@ def _reject_unknown(section: Mapping[str, Any], known: set[str], where: str) -> 
 
 
 def _simulator(section: Mapping[str, Any], default_enabled: bool) -> SimulatorSettings:
-    _reject_unknown(section, {"enabled", "seed", "host", "ports", "incidents"}, "[simulator]")
+    _reject_unknown(
+        section, {"enabled", "seed", "host", "ports", "incidents", "backfill"}, "[simulator]"
+    )
+    backfill = section.get("backfill", "1h")
+    backfill_seconds = 0.0 if backfill in (0, "0", False) else parse_duration(backfill, "backfill")
     ports = tuple(int(p) for p in section.get("ports", SimulatorSettings.ports))
     if len(ports) != 3:
         raise ConfigError(f"[simulator] ports must list three ports, got {list(ports)}")
@@ -226,6 +232,7 @@ def _simulator(section: Mapping[str, Any], default_enabled: bool) -> SimulatorSe
         enabled=bool(section.get("enabled", default_enabled)),
         seed=int(section.get("seed", 42)),
         incidents=bool(section.get("incidents", True)),
+        backfill=backfill_seconds,
         host=str(section.get("host", "127.0.0.1")),
         ports=(ports[0], ports[1], ports[2]),
     )

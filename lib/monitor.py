@@ -240,12 +240,27 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
         if settings.simulator.enabled:
             runtime.platform = _start_simulated_platform(settings)
         runtime.collector = Collector(settings, store, make_client())
-        runtime.collector.start()
+        if settings.simulator.enabled and settings.simulator.backfill > 0:
+            runtime.collector.start(before=_backfill_task(settings, runtime.collector))
+        else:
+            runtime.collector.start()
     elif start_background:
         log.info("another process runs the collector for %s; reading only",
                  settings.storage.data_dir)
     source = EmbeddedSource(store, settings.scrape_interval)
     return Monitor(settings, source, store), runtime
+
+
+def _backfill_task(settings: Settings, collector: Collector) -> Callable[[], object]:
+    def backfill() -> object:
+        from lib.backfill import backfill_simulated
+
+        simulator = settings.simulator
+        return backfill_simulated(
+            collector, simulator.seed, simulator.backfill, time.time(), simulator.incidents
+        )
+
+    return backfill
 
 
 def _start_simulated_platform(settings: Settings) -> Any:
