@@ -165,6 +165,25 @@ class Collector:
             self._last_prune = ts
         return outcomes
 
+    def ingest(
+        self, system: str, ts: float, body: bytes | None, content_type: str = ""
+    ) -> ScrapeOutcome:
+        """Record an exposition `body` of `system` taken at `ts` as one scrape, without HTTP.
+
+        `body = None` records a failed scrape. The samples take the same path as a fetched body:
+        parsing, counter-reset correction, per-system sums and the target's record.
+        """
+        state = self._states[system]
+        url = state.target.url
+        if body is None:
+            error = FetchError(url, FetchFailure.HTTP_STATUS, "returned no metrics (target down)")
+            outcome = ScrapeOutcome(system, ts, 0.0, error=error)
+        else:
+            result = parse(url, body, content_type)
+            outcome = ScrapeOutcome(system, ts, 0.0, result=result, samples=result.samples)
+        self._record([outcome], [], ts)
+        return outcome
+
     def _scrape(self, target: TargetConfig, ts: float) -> ScrapeOutcome:
         started = time.monotonic()
         headers = {"Accept": "text/plain;version=0.0.4"}

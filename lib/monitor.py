@@ -1,8 +1,10 @@
 """The facade that pages and scripts use: the platform's monitoring operations in one place.
 
-`get_monitor()` builds the whole embedded default once per process: settings, the store, the
-simulated platform (when enabled) and the collector. Only one process per data directory runs a
-collector; it holds `collector.lock` there, and any other process reads the same store.
+`get_monitor()` builds the monitor once per process from the settings. With the embedded source
+(the default) that is the store, the simulated platform (when enabled) and the collector; only one
+process per data directory runs a collector, holding `collector.lock` there, and any other process
+reads the same store. With a Prometheus source the app keeps no store and starts no collector;
+it starts the simulated platform only when `[simulator] enabled = true` asks for it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from lib.http import make_client
 from lib.signals import GOLDEN_SIGNALS
 from lib.sources.base import Source
 from lib.sources.embedded import EmbeddedSource
+from lib.sources.prometheus import PrometheusSource
 from lib.store import Store
 from lib.timerange import TimeRange
 
@@ -63,6 +66,8 @@ class SystemHealth:
     last_success_at: float | None
     last_error: str | None
     trend: pd.DataFrame = field(repr=False, compare=False)
+    # Warnings the source returned with this system's values, shown beside them.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,7 @@ class Monitor:
             last_success_at=snapshot.last_success_at,
             last_error=snapshot.last_error,
             trend=trends[trends["system"] == system].reset_index(drop=True),
+            warnings=tuple(dict.fromkeys([*snapshot.warnings, *trends.attrs.get("warnings", ())])),
         )
 
     def targets(self) -> list[TargetStatus]:
@@ -219,8 +225,14 @@ class Runtime:
 
 
 def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Monitor, Runtime]:
-    """Build the monitor for `settings`; with `start_background`, also start the simulated
-    platform and the collector when this process holds the data directory's lock."""
+    """Build the monitor for `settings` with the source that `[source] kind` names.
+
+    With `start_background`, the embedded source also starts the simulated platform and the
+    collector when this process holds the data directory's lock; the Prometheus source starts
+    only the simulated platform, and only when the settings enable it.
+    """
+    if settings.source.kind == "prometheus":
+        return _build_prometheus_monitor(settings, start_background)
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.storage.data_dir / STORE_FILE)
     runtime = Runtime()
@@ -234,6 +246,19 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
                  settings.storage.data_dir)
     source = EmbeddedSource(store, settings.scrape_interval)
     return Monitor(settings, source, store), runtime
+
+
+def _build_prometheus_monitor(
+    settings: Settings, start_background: bool
+) -> tuple[Monitor, Runtime]:
+    runtime = Runtime()
+    if start_background and settings.simulator.enabled:
+        runtime.platform = _start_simulated_platform(settings)
+    source = PrometheusSource(
+        settings.source, settings.targets, make_client(), settings.scrape_interval
+    )
+    log.info("reading signals from %s", source.label)
+    return Monitor(settings, source), runtime
 
 
 def _start_simulated_platform(settings: Settings) -> Any:
