@@ -20,8 +20,9 @@ import pytest
 
 from exporters.simulator import Incident, PlatformSimulator, SimulationConfig
 from lib.collector import Collector
-from lib.config import SourceSettings
+from lib.config import SourceSettings, settings_from_mapping
 from lib.http import make_client
+from lib.rules import rules_for
 from lib.sources.embedded import EmbeddedSource
 from lib.sources.prometheus import PrometheusSource
 from lib.store import Store
@@ -201,3 +202,13 @@ def test_snapshot_while_down(backends: Backends) -> None:
     assert snapshot.last_error is not None
     assert snapshot.last_success_at is not None
     assert snapshot.last_success_at < OUTAGE_START
+
+
+def test_rules_fire_on_burst(backends: Backends) -> None:
+    settings = settings_from_mapping({}, {})
+    rule = next(r for r in rules_for(settings.target("relaycore"))
+                if r.name == "HighErrorRate" and r.severity == "error")
+    query = rule.promql(settings.target("relaycore"))
+    source = backends.prometheus
+    assert source._query("relaycore", query, BURST_START + 200).points
+    assert not source._query("relaycore", query, BURST_START - 300).points
