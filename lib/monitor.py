@@ -20,7 +20,8 @@ from typing import IO, Any
 import pandas as pd
 
 from lib.collector import Collector
-from lib.config import Settings, load_settings
+from lib.config import Settings, TargetConfig, load_settings
+from lib.errors import MonitorError
 from lib.health import Status, judge
 from lib.http import make_client
 from lib.signals import GOLDEN_SIGNALS
@@ -160,8 +161,11 @@ class Monitor:
         )
 
     def targets(self) -> list[TargetStatus]:
-        """Return every configured endpoint with the collector's last view of it."""
-        records = {r.system: r for r in self.store.targets()} if self.store else {}
+        """Return every configured endpoint with the collector's last view of it, or without
+        a store of its own (Prometheus source), with the source's view of its scrapes."""
+        if self.store is None:
+            return [self._source_target(target) for target in self.settings.targets]
+        records = {r.system: r for r in self.store.targets()}
         statuses = []
         for target in self.settings.targets:
             record = records.get(target.system)
@@ -180,6 +184,32 @@ class Monitor:
                 )
             )
         return statuses
+
+
+    def _source_target(self, target: TargetConfig) -> TargetStatus:
+        now = time.time()
+        health, last_error = "unknown", None
+        last_scrape = None
+        try:
+            snapshot = self.source.snapshot(target.system, self.time_range("1h", now=now), now)
+        except MonitorError as error:
+            last_error = str(error)
+        else:
+            up = _value(snapshot.values, "up")
+            health = "unknown" if up is None else ("up" if up >= 1 else "down")
+            last_scrape, last_error = snapshot.last_scrape_at, snapshot.last_error
+        return TargetStatus(
+            system=target.system,
+            display_name=target.display_name,
+            url=f"job {target.prometheus_job!r}",
+            health=health,
+            last_scrape_at=last_scrape,
+            scrape_duration_seconds=None,
+            samples=None,
+            last_error=last_error,
+            consecutive_failures=0,
+            next_scrape_at=None,
+        )
 
 
 def _value(values: dict[str, float], name: str) -> float | None:
