@@ -66,3 +66,18 @@ class FetchError(MonitorError):
     def describe(self, name: str) -> str:
         """Return a sentence for the page: what failed on `name` and what to check."""
         return f"{name}: {self.detail}. What to check: {self.hint}."
+
+
+class QueryError(MonitorError):
+    """A query to a Prometheus-compatible server failed.
+
+    `server` is the server's base URL, `query` the PromQL, `system` the system whose query it
+    was (None when the query served no single system), and `detail` a plain sentence.
+    """
+
+    def __init__(self, server: str, query: str, detail: str, system: str | None = None) -> None:
+        self.server = server
+        self.query = query
+        self.detail = detail
+        self.system = system
+        super().__init__(f"Prometheus at {server} could not run the query {query!r}: {detail}")

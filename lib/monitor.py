@@ -1,8 +1,10 @@
 """The facade that pages and scripts use: the platform's monitoring operations in one place.
 
-`get_monitor()` builds the whole embedded default once per process: settings, the store, the
-simulated platform (when enabled) and the collector. Only one process per data directory runs a
-collector; it holds `collector.lock` there, and any other process reads the same store.
+`get_monitor()` builds the monitor once per process from the settings. With the embedded source
+(the default) that is the store, the simulated platform (when enabled) and the collector; only one
+process per data directory runs a collector, holding `collector.lock` there, and any other process
+reads the same store. With a Prometheus source the app keeps no store and starts no collector;
+it starts the simulated platform only when `[simulator] enabled = true` asks for it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import IO, Any
 import pandas as pd
 
 from lib.collector import Collector
-from lib.config import Settings, load_settings
+from lib.config import Settings, TargetConfig, load_settings
+from lib.errors import MonitorError
 from lib.health import Status, judge
 from lib.http import make_client
 from lib.signals import GOLDEN_SIGNALS
 from lib.sources.base import Source
 from lib.sources.embedded import EmbeddedSource
+from lib.sources.prometheus import PrometheusSource
 from lib.store import Store
 from lib.timerange import TimeRange
 
@@ -63,6 +67,8 @@ class SystemHealth:
     last_success_at: float | None
     last_error: str | None
     trend: pd.DataFrame = field(repr=False, compare=False)
+    # Warnings the source returned with this system's values, shown beside them.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,11 +169,15 @@ class Monitor:
             last_success_at=snapshot.last_success_at,
             last_error=snapshot.last_error,
             trend=trends[trends["system"] == system].reset_index(drop=True),
+            warnings=tuple(dict.fromkeys([*snapshot.warnings, *trends.attrs.get("warnings", ())])),
         )
 
     def targets(self) -> list[TargetStatus]:
-        """Return every configured endpoint with the collector's last view of it."""
-        records = {r.system: r for r in self.store.targets()} if self.store else {}
+        """Return every configured endpoint with the collector's last view of it, or without
+        a store of its own (Prometheus source), with the source's view of its scrapes."""
+        if self.store is None:
+            return [self._source_target(target) for target in self.settings.targets]
+        records = {r.system: r for r in self.store.targets()}
         statuses = []
         for target in self.settings.targets:
             record = records.get(target.system)
@@ -186,6 +196,32 @@ class Monitor:
                 )
             )
         return statuses
+
+
+    def _source_target(self, target: TargetConfig) -> TargetStatus:
+        now = time.time()
+        health, last_error = "unknown", None
+        last_scrape = None
+        try:
+            snapshot = self.source.snapshot(target.system, self.time_range("1h", now=now), now)
+        except MonitorError as error:
+            last_error = str(error)
+        else:
+            up = _value(snapshot.values, "up")
+            health = "unknown" if up is None else ("up" if up >= 1 else "down")
+            last_scrape, last_error = snapshot.last_scrape_at, snapshot.last_error
+        return TargetStatus(
+            system=target.system,
+            display_name=target.display_name,
+            url=f"job {target.prometheus_job!r}",
+            health=health,
+            last_scrape_at=last_scrape,
+            scrape_duration_seconds=None,
+            samples=None,
+            last_error=last_error,
+            consecutive_failures=0,
+            next_scrape_at=None,
+        )
 
 
 def _value(values: dict[str, float], name: str) -> float | None:
@@ -231,8 +267,14 @@ class Runtime:
 
 
 def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Monitor, Runtime]:
-    """Build the monitor for `settings`; with `start_background`, also start the simulated
-    platform and the collector when this process holds the data directory's lock."""
+    """Build the monitor for `settings` with the source that `[source] kind` names.
+
+    With `start_background`, the embedded source also starts the simulated platform and the
+    collector when this process holds the data directory's lock; the Prometheus source starts
+    only the simulated platform, and only when the settings enable it.
+    """
+    if settings.source.kind == "prometheus":
+        return _build_prometheus_monitor(settings, start_background)
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.storage.data_dir / STORE_FILE)
     runtime = Runtime()
@@ -261,6 +303,19 @@ def _backfill_task(settings: Settings, collector: Collector) -> Callable[[], obj
         )
 
     return backfill
+
+
+def _build_prometheus_monitor(
+    settings: Settings, start_background: bool
+) -> tuple[Monitor, Runtime]:
+    runtime = Runtime()
+    if start_background and settings.simulator.enabled:
+        runtime.platform = _start_simulated_platform(settings)
+    source = PrometheusSource(
+        settings.source, settings.targets, make_client(), settings.scrape_interval
+    )
+    log.info("reading signals from %s", source.label)
+    return Monitor(settings, source), runtime
 
 
 def _start_simulated_platform(settings: Settings) -> Any:

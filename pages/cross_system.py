@@ -47,6 +47,9 @@ def _render_charts(monitor: Monitor, selection: Selection) -> None:
         st.error(f"Could not read the metrics: {escape_markdown(str(error))}")
         return
 
+    for warning in frame.attrs.get("warnings", ()):
+        st.warning(f"The source warned: {escape_markdown(warning)}", icon=":material/info:")
+
     systems = monitor.systems()
     charts: list[alt.LayerChart] = [
         signal_chart(frame, "requests_per_second", title=SIGNALS["requests_per_second"].title,

@@ -103,6 +103,8 @@ def _render_card(health: SystemHealth, colour: str, now: float) -> None:
     if health.last_error:
         st.warning(f"Last scrape failed: {escape_markdown(health.last_error)}",
                    icon=":material/warning:")
+    for warning in health.warnings:
+        st.warning(f"The source warned: {escape_markdown(warning)}", icon=":material/info:")
 
 
 def _chunks(healths: Sequence[SystemHealth], size: int) -> list[Sequence[SystemHealth]]:

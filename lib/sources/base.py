@@ -27,6 +27,8 @@ class Snapshot:
     last_scrape_at: float | None
     last_success_at: float | None
     last_error: str | None
+    # Warnings the source returned with the values, such as Prometheus's response warnings.
+    warnings: Sequence[str] = ()
 
 
 class Source(Protocol):

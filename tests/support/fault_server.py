@@ -30,12 +30,14 @@ class FaultServer:
     def __init__(self) -> None:
         self.behaviour = Behaviour()
         self.requests = 0
+        self.last_headers: dict[str, str] = {}
         self._release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
                 server.requests += 1
+                server.last_headers = dict(self.headers)
                 server._respond(self)
 
             do_POST = do_GET  # noqa: N815
