@@ -78,10 +78,13 @@ def fetch(
     policy = policy or FetchPolicy()
     started = time.monotonic()
     retrying = tenacity.Retrying(
+        # stop_before_delay gives up when the next backoff would pass the deadline, so the caller
+        # gets the last real failure (refused, HTTP 503) rather than a bare timeout.
         stop=tenacity.stop_after_attempt(policy.attempts)
-        | tenacity.stop_after_delay(policy.deadline),
+        | tenacity.stop_before_delay(policy.deadline),
         wait=tenacity.wait_exponential_jitter(
-            multiplier=policy.backoff_initial, max=policy.backoff_max
+            multiplier=policy.backoff_initial, max=policy.backoff_max,
+            jitter=policy.backoff_initial,
         ),
         retry=tenacity.retry_if_exception(_is_retryable),
         before_sleep=_log_retry,
