@@ -351,15 +351,20 @@ def _start_simulated_platform(settings: Settings) -> Any:
 _MONITOR: tuple[Monitor, Runtime] | None = None
 
 
+def configure_logging() -> None:
+    """Log INFO and above to stderr, without httpx's per-request lines."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # httpx logs every request at INFO with its full URL, a password in it included. The
+    # collector logs one line per cycle and every failure itself, with passwords redacted.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def get_monitor() -> Monitor:
     """Return this process's monitor, building it and its background parts on first call."""
     global _MONITOR
     if _MONITOR is None:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        # httpx logs every request at INFO with its full URL, user info included; the collector
-        # logs one line per cycle and every failure itself.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        configure_logging()
         _MONITOR = build_monitor(load_settings())
     return _MONITOR[0]

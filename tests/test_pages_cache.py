@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -89,3 +90,18 @@ def test_targets_page_shows_next_try(rig: Rig) -> None:
     table = at.dataframe[0].value
     assert list(table["State"]) == ["✅ up"] * 3
     assert "Next try" in table.columns
+
+
+def test_slow_system_page_bounded(rig: Rig) -> None:
+    AppTest.from_file(page("overview"), default_timeout=30).run()
+    clear_data_caches()
+    rig.source.delays["relaycore"] = 5.0
+    started = time.monotonic()
+    at = AppTest.from_file(page("overview"), default_timeout=30).run()
+    elapsed = time.monotonic() - started
+    assert not at.exception
+    # The per-system limit is the scrape timeout (1 s); 2 s covers the script run itself.
+    assert elapsed < rig.settings.scrape_timeout + 2.0
+    warnings = [plain(w.value) for w in at.warning]
+    assert len(warnings) == 1
+    assert "did not return its data within 1 s" in warnings[0]
