@@ -96,7 +96,8 @@ class Monitor:
     """Reads signals, health and targets for the configured systems from one source.
 
     `cache` keeps the last good result of each query; without it a failed fetch shows no data.
-    Each system's fetch gets `settings.scrape_timeout` seconds. `clock` gives epoch seconds.
+    Each system's fetch gets `time_limit` seconds, by default `settings.scrape_timeout`.
+    `clock` returns epoch seconds.
     """
 
     def __init__(
@@ -104,14 +105,20 @@ class Monitor:
         settings: Settings,
         source: Source,
         store: Store | None = None,
-        cache: ResultCache | None = None,
         clock: Callable[[], float] = time.time,
+        cache: ResultCache | None = None,
+        time_limit: float | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
         self.store = store
         self.clock = clock
-        self.last_good = LastGood(cache, settings.scrape_timeout, clock)
+        limit = settings.scrape_timeout if time_limit is None else time_limit
+        self.last_good = LastGood(cache, limit, clock)
+
+    def now(self) -> float:
+        """Return the current time (epoch seconds) by this monitor's clock."""
+        return self.clock()
 
     @property
     def source_label(self) -> str:
@@ -122,6 +129,7 @@ class Monitor:
 
     def time_range(self, preset: str, now: float | None = None) -> TimeRange:
         """Return the preset range with this deployment's scrape interval."""
+        now = self.clock() if now is None else now
         return TimeRange.preset(preset, now=now, scrape_interval=self.settings.scrape_interval)
 
     def platform_metrics(
@@ -328,7 +336,7 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
         log.info("another process runs the collector for %s; reading only",
                  settings.storage.data_dir)
     source = EmbeddedSource(store, settings.scrape_interval)
-    return Monitor(settings, source, store, cache), runtime
+    return Monitor(settings, source, store, cache=cache), runtime
 
 
 def _start_simulated_platform(settings: Settings) -> Any:

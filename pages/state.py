@@ -59,7 +59,7 @@ def cached_overview(
 ) -> tuple[float, TimeRange, list[SystemHealth]]:
     """Return (now, range, each system's health) for the preset range ending now."""
     monitor = cached_monitor()
-    now = monitor.clock()
+    now = monitor.now()
     chosen = monitor.time_range(time_range, now=now)
     return now, chosen, monitor.overview(systems, chosen, now=now)
 
@@ -71,7 +71,7 @@ def cached_platform_metrics(
     """Return (now, the long signal frame of `systems`) for the preset range ending now. The
     frame's attrs hold the range and each system's freshness."""
     monitor = cached_monitor()
-    now = monitor.clock()
+    now = monitor.now()
     chosen = monitor.time_range(time_range, now=now)
     return now, monitor.platform_metrics(systems, chosen, signals)
 
@@ -80,7 +80,7 @@ def cached_platform_metrics(
 def cached_targets() -> tuple[float, list[TargetStatus]]:
     """Return (now, every configured endpoint with the collector's last view of it)."""
     monitor = cached_monitor()
-    return monitor.clock(), monitor.targets()
+    return monitor.now(), monitor.targets()
 
 
 def clear_data_caches() -> None:

@@ -110,7 +110,7 @@ FAULTS = [
           lambda body: Behaviour(body=HTML_LOGIN, content_type="text/html; charset=utf-8"),
           "sent an HTML page, not Prometheus metrics"),
     Fault("truncated_body", lambda body: Behaviour(body=body, truncate_to=len(body) // 2),
-          "closed the connection or sent a broken response"),
+          "closed the connection"),
     Fault("random_bytes", lambda body: Behaviour(body=random.Random(7).randbytes(4096)),
           "not Prometheus metrics"),
     Fault("invalid_utf8", lambda body: Behaviour(body=invalid_utf8(body)),

@@ -34,8 +34,8 @@ def run_cycles(settings: Settings, tmp_path: Path) -> list[str]:
     """Scrape three times, read the overview and targets; return every message produced."""
     store = Store(tmp_path / "metrics.sqlite")
     collector = Collector(settings, store, make_client(), clock=lambda: T0)
-    monitor = Monitor(settings, EmbeddedSource(store, 15.0), store,
-                      ResultCache(tmp_path / "cache"), clock=lambda: T0 + 45)
+    monitor = Monitor(settings, EmbeddedSource(store, 15.0), store, clock=lambda: T0 + 45,
+                      cache=ResultCache(tmp_path / "cache"))
     for i in range(3):
         collector.scrape_once(now=T0 + 15 * i)
     time_range = monitor.time_range("1h", now=T0 + 45)

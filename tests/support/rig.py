@@ -52,8 +52,8 @@ class Rig:
         """Return a new Monitor on the same data directory, as after an app restart."""
         self.cache.close()
         self.cache = ResultCache(self.settings.storage.data_dir / CACHE_DIR)
-        self.monitor = Monitor(self.settings, self.source, self.store, self.cache,
-                               clock=self.now)
+        self.monitor = Monitor(self.settings, self.source, self.store, clock=self.now,
+                               cache=self.cache)
         return self.monitor
 
     def stop(self) -> None:
@@ -79,5 +79,5 @@ def start_rig(
     collector = Collector(settings, store, make_client(), clock=lambda: clock[0])
     source = FaultySource(EmbeddedSource(store, scrape_interval))
     cache = ResultCache(data_dir / CACHE_DIR)
-    monitor = Monitor(settings, source, store, cache, clock=lambda: clock[0])
+    monitor = Monitor(settings, source, store, clock=lambda: clock[0], cache=cache)
     return Rig(platform, settings, store, collector, source, cache, monitor, clock)
