@@ -151,8 +151,10 @@ class LastGood:
             return self._fallback(job, _describe(exc, job.display_name), exc)
         except Exception as exc:  # noqa: BLE001 - a bug in one system's fetch must not break the page
             log.exception("fetching %s failed unexpectedly", job.system)
-            reason = f"{job.display_name}: could not be read ({type(exc).__name__}). " \
+            reason = (
+                f"{job.display_name}: could not be read ({type(exc).__name__}). "
                 "What to check: the app's log."
+            )
             return self._fallback(job, reason, exc)
         return self._accept(job, value, own)
 

@@ -3,10 +3,10 @@
 prometheus_client's parser does the parsing; this module maps its errors to FetchError.
 
 Which bodies count as metrics:
-- Rejected as a whole (the scrape fails, FetchError NOT_METRICS, the target shows its last good
-  data marked stale): an HTML page (by content type or a leading `<`), bytes that are not valid
-  UTF-8, binary data (a NUL byte), any line the parser cannot read, and a non-empty body with no
-  readable sample. Prometheus, too, fails the whole scrape on a line it cannot parse.
+- Rejected as a whole, so the scrape fails with FetchError NOT_METRICS and the target shows its
+  last good data marked stale: an HTML page (by content type or a leading `<`), bytes that are
+  not valid UTF-8, binary data (a NUL byte), any line the parser cannot read, and a non-empty
+  body with no readable sample. Prometheus, too, fails the whole scrape on a line it cannot parse.
 - Accepted with single samples dropped and counted in `ParseResult.dropped`: non-finite values
   (NaN, +Inf, -Inf) of any sample, because one NaN would turn a per-system sum into NaN, and the
   second and later copies of a series already seen in the body (the first is kept).

@@ -3,8 +3,8 @@
 The entry point renders the sidebar on every run, so its widgets keep their values in
 st.session_state while the viewer moves between pages.
 
-Pages read data only through the `cached_*` functions: st.cache_data keeps each result for
-`DATA_TTL_SECONDS` and lets one session compute it while the others wait, so any number of open
+Pages read data only through the `cached_*` functions. st.cache_data keeps each result for
+`DATA_TTL_SECONDS` and lets one session compute it while the others wait. So any number of open
 sessions cause one query per system and interval, not one per session.
 """
 
@@ -23,7 +23,7 @@ TIME_RANGE_KEY = "sidebar.time_range"
 SYSTEMS_KEY = "sidebar.systems"
 REFRESH_KEY = "sidebar.refresh_seconds"
 
-# The shortest auto-refresh the sidebar offers, so every refresh choice sees new data while all
+# The shortest auto-refresh the sidebar offers, so every refresh choice gets new data while all
 # sessions within one interval share one query.
 DATA_TTL_SECONDS = 10
 

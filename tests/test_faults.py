@@ -2,12 +2,11 @@
 
 RelayCore's target points at a FaultServer on 127.0.0.1 that, between faults, serves the body of
 the real simulated RelayCore exporter; AutoMatrix and NeuroWeaver are scraped directly from their
-simulated exporters. For each fault the test checks that the healthy systems stay fresh with the
-library's values, that RelayCore shows its last good data marked stale with the right reason (or
-stays fresh when the body is accepted with bad lines dropped), that the Overview page renders
-within the timeout plus PAGE_MARGIN_S without an exception, that the store keeps every earlier
-row while the collector keeps scraping, and that RelayCore is fresh again after the first good
-scrape.
+simulated exporters. For each fault the test checks five things. The healthy systems stay fresh
+with the library's values. RelayCore shows its last good data marked stale with the right reason,
+or stays fresh when the body is accepted with bad lines dropped. The Overview page renders within
+the timeout plus PAGE_MARGIN_S without an exception. The store keeps every earlier row while the
+collector keeps scraping. RelayCore is fresh again after the first good scrape.
 """
 
 from __future__ import annotations
@@ -254,7 +253,7 @@ def test_fault_on_one_system(matrix: Matrix, fault: Fault) -> None:
             assert fault.reason in faulty.stale_reason
             assert faulty.data_age_seconds == FAULT_CYCLES * rig.settings.scrape_interval
             assert faulty.status is Status.ERROR
-            # The values at the last good scrape, whose rate window holds no failed scrape.
+            # The values at the last good scrape, whose rate window contains no failed scrape.
             assert faulty.requests_per_second is not None
         assert faulty.memory_usage is not None
         expected = library_values(rig, FAULTY)
