@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from lib.config import Settings, TargetConfig
-from lib.errors import FetchError, FetchFailure
+from lib.errors import FetchError, FetchFailure, redact_url
 from lib.exposition import ParseResult, Sample, parse
 from lib.http import FetchPolicy, fetch
 from lib.signals import MetricNames, aggregate
@@ -47,6 +47,7 @@ class _TargetState:
     next_scrape_at: float = 0.0
     last_success_at: float | None = None
     last_failure_logged_at: float | None = None
+    last_drop_logged_at: float | None = None
 
 
 @dataclass
@@ -224,6 +225,8 @@ class Collector:
                 values, buckets = aggregate(state.names, adjusted)
                 aggregates.append(AggregateRow(outcome.system, ts, True, values, buckets))
                 self._on_success(state, ts)
+                if outcome.result is not None and outcome.result.dropped:
+                    self._log_dropped(state, outcome.result, ts)
             else:
                 aggregates.append(AggregateRow(outcome.system, ts, False, {}, None))
                 self._on_failure(state, outcome.error, ts)
@@ -304,9 +307,19 @@ class Collector:
         if logged is None or ts - logged >= FAILURE_LOG_INTERVAL_S:
             log.warning(
                 "scrape of %s (%s) failed %d time(s) in a row: %s",
-                state.target.system, state.target.url, state.consecutive_failures, error,
+                state.target.system, redact_url(state.target.url), state.consecutive_failures,
+                error,
             )
             state.last_failure_logged_at = ts
+
+    def _log_dropped(self, state: _TargetState, result: ParseResult, ts: float) -> None:
+        logged = state.last_drop_logged_at
+        if logged is not None and ts - logged < FAILURE_LOG_INTERVAL_S:
+            return
+        counts = ", ".join(f"{count} {reason}" for reason, count in sorted(result.dropped.items()))
+        log.warning("scrape of %s (%s) dropped samples: %s",
+                    state.target.system, redact_url(state.target.url), counts)
+        state.last_drop_logged_at = ts
 
     def _target_record(self, state: _TargetState, outcome: ScrapeOutcome) -> TargetRecord:
         return TargetRecord(

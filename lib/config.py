@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lib.errors import UnknownSystemError
+
 CONFIG_ENV = "PLATFORM_MONITOR_CONFIG"
 DATA_DIR_ENV = "PLATFORM_MONITOR_DATA_DIR"
 DEFAULT_CONFIG_FILE = "platform-monitor.toml"
@@ -127,12 +129,11 @@ class Settings:
     source: SourceSettings = SourceSettings()
 
     def target(self, system: str) -> TargetConfig:
-        """Return the target of `system`, raising KeyError with the known ids."""
+        """Return the target of `system`, raising UnknownSystemError with the known ids."""
         for target in self.targets:
             if target.system == system:
                 return target
-        known = ", ".join(t.system for t in self.targets)
-        raise KeyError(f"unknown system {system!r}; configured systems are {known}")
+        raise UnknownSystemError(system, [t.system for t in self.targets])
 
     @property
     def systems(self) -> list[str]:

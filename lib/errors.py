@@ -4,10 +4,40 @@ translated into these at one boundary each, so that a page can word a plain mess
 from __future__ import annotations
 
 from enum import StrEnum
+from urllib.parse import urlsplit, urlunsplit
 
 
 class MonitorError(Exception):
     """Base of every error the library raises on purpose."""
+
+
+class UnknownSystemError(MonitorError, KeyError):
+    """A system id that the configuration does not name. It is also a KeyError, so lookups
+    that catch KeyError keep working."""
+
+    def __init__(self, system: str, known: list[str]) -> None:
+        self.system = system
+        self.known = known
+        super().__init__(
+            f"unknown system {system!r}; configured systems are {', '.join(known)}"
+        )
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ would print the message with quotes around it.
+        return str(self.args[0])
+
+
+class StoreError(MonitorError):
+    """Reading or writing the SQLite metric store failed."""
+
+    def __init__(self, path: str, action: str, detail: str) -> None:
+        self.path = path
+        self.action = action
+        self.detail = detail
+        super().__init__(
+            f"could not {action} the metric store {path} ({detail}). What to check: that the "
+            "disk is not full, the file is readable and writable, and no other program locks it"
+        )
 
 
 class FetchFailure(StrEnum):
@@ -49,7 +79,7 @@ class FetchError(MonitorError):
         self.failure = failure
         self.detail = detail
         self.status_code = status_code
-        super().__init__(f"{url} {detail}")
+        super().__init__(f"{redact_url(url)} {detail}")
 
     @property
     def hint(self) -> str:
@@ -81,3 +111,12 @@ class QueryError(MonitorError):
         self.detail = detail
         self.system = system
         super().__init__(f"Prometheus at {server} could not run the query {query!r}: {detail}")
+
+def redact_url(url: str) -> str:
+    """Return `url` with the password of its user info replaced by `***`, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -5,11 +5,16 @@
 process per data directory runs a collector, holding `collector.lock` there, and any other process
 reads the same store. With a Prometheus source the app keeps no store and starts no collector;
 it starts the simulated platform only when `[simulator] enabled = true` asks for it.
+
+Every read goes through `LastGood`: one fetch per system, concurrently, each within the configured
+timeout. A system whose fetch fails or is late shows its last good result marked stale, or no data
+with the reason, and never holds up the other systems.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import time
@@ -19,13 +24,14 @@ from typing import IO, Any
 
 import pandas as pd
 
+from lib.cache import CACHE_DIR, Guarded, Job, LastGood, ResultCache, cache_key
 from lib.collector import Collector
 from lib.config import Settings, TargetConfig, load_settings
 from lib.errors import MonitorError
 from lib.health import Status, judge
 from lib.http import make_client
 from lib.signals import GOLDEN_SIGNALS
-from lib.sources.base import Source
+from lib.sources.base import FRESHNESS_ATTR, Freshness, Snapshot, Source, empty_frame
 from lib.sources.embedded import EmbeddedSource
 from lib.sources.prometheus import PrometheusSource
 from lib.store import Store
@@ -34,6 +40,8 @@ from lib.timerange import TimeRange
 log = logging.getLogger(__name__)
 
 STORE_FILE = "metrics.sqlite"
+# Frame attribute with the warnings a source returned with the data, such as Prometheus's.
+WARNINGS_ATTR = "warnings"
 LOCK_FILE = "collector.lock"
 
 
@@ -69,6 +77,10 @@ class SystemHealth:
     trend: pd.DataFrame = field(repr=False, compare=False)
     # Warnings the source returned with this system's values, shown beside them.
     warnings: tuple[str, ...] = ()
+    freshness: Freshness | None = None
+    stale: bool = False
+    stale_reason: str | None = None
+    data_age_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,12 @@ class TargetStatus:
 
 
 class Monitor:
-    """Reads signals, health and targets for the configured systems from one source."""
+    """Reads signals, health and targets for the configured systems from one source.
+
+    `cache` keeps the last good result of each query; without it a failed fetch shows no data.
+    Each system's fetch gets `time_limit` seconds, by default `settings.scrape_timeout`.
+    `clock` returns epoch seconds.
+    """
 
     def __init__(
         self,
@@ -96,11 +113,15 @@ class Monitor:
         source: Source,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
+        cache: ResultCache | None = None,
+        time_limit: float | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
         self.store = store
         self.clock = clock
+        limit = settings.scrape_timeout if time_limit is None else time_limit
+        self.last_good = LastGood(cache, limit, clock)
 
     def now(self) -> float:
         """Return the current time (epoch seconds) by this monitor's clock."""
@@ -124,10 +145,49 @@ class Monitor:
         time_range: TimeRange,
         signals: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Return the long signal frame of several systems over `time_range`."""
-        for system in systems:
-            self.settings.target(system)
-        return self.source.signals(list(systems), time_range, list(signals or GOLDEN_SIGNALS))
+        """Return the long signal frame of several systems over `time_range`.
+
+        `frame.attrs["freshness"]` maps each system to its Freshness: a system whose fetch failed
+        contributes its last good rows, or none.
+        """
+        names = list(signals or GOLDEN_SIGNALS)
+        jobs = [
+            self._job(system, "signals", names, time_range,
+                      functools.partial(self._fetch_signals, system, time_range, names))
+            for system in systems
+        ]
+        results = self.last_good.run(jobs)
+        frames = [r.value for r in results.values() if r.value is not None and not r.value.empty]
+        warnings = [w for f in frames for w in f.attrs.get(WARNINGS_ATTR, ())]
+        frame = pd.concat(frames, ignore_index=True) if frames else empty_frame()
+        frame.attrs = {"time_range": time_range}
+        if warnings:
+            frame.attrs[WARNINGS_ATTR] = list(dict.fromkeys(warnings))
+        frame.attrs[FRESHNESS_ATTR] = {system: r.freshness for system, r in results.items()}
+        return frame
+
+    def _fetch_signals(
+        self, system: str, time_range: TimeRange, names: list[str]
+    ) -> tuple[pd.DataFrame, Freshness | None]:
+        frame = self.source.signals([system], time_range, names)
+        own = frame.attrs.get(FRESHNESS_ATTR, {}).get(system)
+        # Keep only plain data in the cached frame; the facade sets the attributes again.
+        warnings = list(frame.attrs.get(WARNINGS_ATTR, ()))
+        frame.attrs = {WARNINGS_ATTR: warnings} if warnings else {}
+        return frame, own
+
+    def _job(
+        self,
+        system: str,
+        kind: str,
+        names: Sequence[str],
+        time_range: TimeRange,
+        fetch: Callable[[], tuple[Any, Freshness | None]],
+    ) -> Job[Any]:
+        target = self.settings.target(system)
+        key = cache_key(self.source.label, kind, system, ",".join(names), time_range.label,
+                        f"{time_range.step:g}")
+        return Job(system, target.display_name, key, fetch)
 
     def system_metrics(
         self, system: str, time_range: TimeRange, signals: Sequence[str] | None = None
@@ -140,22 +200,41 @@ class Monitor:
     ) -> list[SystemHealth]:
         """Return each system's status, current values and request-rate trend."""
         now = self.clock() if now is None else now
-        trends = self.platform_metrics(systems, time_range, ["requests_per_second"])
-        return [self._health(system, time_range, now, trends) for system in systems]
+        jobs = [
+            self._job(system, "overview", ["requests_per_second"], time_range,
+                      functools.partial(self._fetch_overview, system, time_range, now))
+            for system in systems
+        ]
+        results = self.last_good.run(jobs)
+        return [self._health(system, now, results[system]) for system in systems]
+
+    def _fetch_overview(
+        self, system: str, time_range: TimeRange, now: float
+    ) -> tuple[tuple[Snapshot, pd.DataFrame], Freshness | None]:
+        trend, _ = self._fetch_signals(system, time_range, ["requests_per_second"])
+        snapshot = self.source.snapshot(system, time_range, now)
+        return (snapshot, trend), snapshot.freshness
 
     def _health(
-        self, system: str, time_range: TimeRange, now: float, trends: pd.DataFrame
+        self, system: str, now: float, result: Guarded[tuple[Snapshot, pd.DataFrame]]
     ) -> SystemHealth:
         target = self.settings.target(system)
-        snapshot = self.source.snapshot(system, time_range, now)
+        freshness = result.freshness
+        if result.value is None:
+            return _no_data_health(system, target.display_name, freshness)
+        snapshot, trend = result.value
         verdict = judge(snapshot, target.thresholds, now, self.settings.scrape_interval)
+        status, reasons = verdict.status, verdict.reasons
+        if freshness.stale and status is Status.HEALTHY:
+            status = Status.WARNING
+            reasons = (*reasons, "Stale: the values are the last good data.")
         values = snapshot.values
         start = snapshot.process_start_time
         return SystemHealth(
             system=system,
             display_name=target.display_name,
-            status=verdict.status,
-            reasons=verdict.reasons,
+            status=status,
+            reasons=reasons,
             availability=snapshot.availability,
             process_uptime_seconds=now - start if start else None,
             requests_per_second=_value(values, "requests_per_second"),
@@ -168,8 +247,14 @@ class Monitor:
             last_scrape_at=snapshot.last_scrape_at,
             last_success_at=snapshot.last_success_at,
             last_error=snapshot.last_error,
-            trend=trends[trends["system"] == system].reset_index(drop=True),
-            warnings=tuple(dict.fromkeys([*snapshot.warnings, *trends.attrs.get("warnings", ())])),
+            trend=trend.reset_index(drop=True),
+            warnings=tuple(
+                dict.fromkeys([*snapshot.warnings, *trend.attrs.get(WARNINGS_ATTR, ())])
+            ),
+            freshness=freshness,
+            stale=freshness.stale,
+            stale_reason=freshness.reason if freshness.stale else None,
+            data_age_seconds=freshness.age_seconds,
         )
 
     def targets(self) -> list[TargetStatus]:
@@ -222,6 +307,18 @@ class Monitor:
             consecutive_failures=0,
             next_scrape_at=None,
         )
+
+
+def _no_data_health(system: str, display_name: str, freshness: Freshness) -> SystemHealth:
+    return SystemHealth(
+        system=system, display_name=display_name, status=Status.WARNING,
+        reasons=("No data received yet.",),
+        availability=None, process_uptime_seconds=None, requests_per_second=None,
+        average_latency_ms=None, p95_latency_ms=None, error_rate=None, cpu_usage=None,
+        memory_usage=None, cost_per_hour=None, last_scrape_at=None, last_success_at=None,
+        last_error=freshness.reason, trend=empty_frame(), freshness=freshness, stale=True,
+        stale_reason=freshness.reason, data_age_seconds=None,
+    )
 
 
 def _value(values: dict[str, float], name: str) -> float | None:
@@ -277,6 +374,7 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
         return _build_prometheus_monitor(settings, start_background)
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.storage.data_dir / STORE_FILE)
+    cache = ResultCache(settings.storage.data_dir / CACHE_DIR)
     runtime = Runtime()
     if start_background and runtime.acquire_collector_lock(settings):
         if settings.simulator.enabled:
@@ -290,7 +388,7 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
         log.info("another process runs the collector for %s; reading only",
                  settings.storage.data_dir)
     source = EmbeddedSource(store, settings.scrape_interval)
-    return Monitor(settings, source, store), runtime
+    return Monitor(settings, source, store, cache=cache), runtime
 
 
 def _backfill_task(settings: Settings, collector: Collector) -> Callable[[], object]:
@@ -314,8 +412,11 @@ def _build_prometheus_monitor(
     source = PrometheusSource(
         settings.source, settings.targets, make_client(), settings.scrape_interval
     )
+    # The Prometheus source keeps no store, so the result cache is the only last good data.
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    cache = ResultCache(settings.storage.data_dir / CACHE_DIR)
     log.info("reading signals from %s", source.label)
-    return Monitor(settings, source), runtime
+    return Monitor(settings, source, cache=cache), runtime
 
 
 def _start_simulated_platform(settings: Settings) -> Any:
@@ -345,14 +446,20 @@ def set_monitor(monitor: Monitor, runtime: Runtime | None = None) -> None:
     _MONITOR = (monitor, runtime or Runtime())
 
 
+def configure_logging() -> None:
+    """Log INFO and above to stderr, without httpx's per-request lines."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # httpx logs every request at INFO with its full URL, a password in it included. The
+    # collector logs one line per cycle and every failure itself, with passwords redacted.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def get_monitor() -> Monitor:
     """Return this process's monitor, building it and its background parts on first call."""
     global _MONITOR
     if _MONITOR is None:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        # httpx logs every request at INFO; the collector logs one line per cycle instead.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        configure_logging()
         _MONITOR = build_monitor(load_settings())
     return _MONITOR[0]
