@@ -11,14 +11,16 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import pandas as pd
 
+from lib.breakdowns import BreakdownSource
 from lib.collector import Collector
 from lib.config import Settings, load_settings
+from lib.errors import MonitorError
 from lib.health import Status, judge
 from lib.http import make_client
 from lib.signals import GOLDEN_SIGNALS
@@ -84,10 +86,17 @@ class TargetStatus:
 class Monitor:
     """Reads signals, health and targets for the configured systems from one source."""
 
-    def __init__(self, settings: Settings, source: Source, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.store = store
+        self.clock = clock
 
     @property
     def source_label(self) -> str:
@@ -97,8 +106,23 @@ class Monitor:
         return [SystemInfo(t.system, t.display_name, t.colour) for t in self.settings.targets]
 
     def time_range(self, preset: str, now: float | None = None) -> TimeRange:
-        """Return the preset range with this deployment's scrape interval."""
-        return TimeRange.preset(preset, now=now, scrape_interval=self.settings.scrape_interval)
+        """Return the preset range ending at `now` (default: the monitor's clock) with this
+        deployment's scrape interval."""
+        end = self.clock() if now is None else now
+        return TimeRange.preset(preset, now=end, scrape_interval=self.settings.scrape_interval)
+
+    def breakdowns(self) -> BreakdownSource:
+        """Return the source as a BreakdownSource, for per-label views of one system.
+
+        Raises:
+            MonitorError: if the configured source cannot break metrics down by label.
+        """
+        if not isinstance(self.source, BreakdownSource):
+            raise MonitorError(
+                f"The source {self.source.label} cannot break metrics down by label, so the "
+                "system pages are not available with it."
+            )
+        return self.source
 
     def platform_metrics(
         self,
