@@ -381,12 +381,19 @@ def render(export: Export, file_format: str, wide: bool = False) -> bytes:
     return WRITERS[file_format](export)
 
 
-def file_name(export: Export, file_format: str, stem: str = "platform-monitor") -> str:
+def file_name(
+    systems: Sequence[str],
+    time_range: TimeRange,
+    file_format: str,
+    wide: bool = False,
+    stem: str = "platform-monitor",
+) -> str:
     """Return a file name such as platform-monitor_relaycore_20261204T2000Z_6h.csv."""
-    start = export.metadata.time_range.start.strftime("%Y%m%dT%H%MZ")
-    span = format_seconds(export.metadata.time_range.duration)
-    systems = "-".join(export.metadata.systems) or "none"
-    return f"{stem}_{systems}_{start}_{span}.{file_format}"
+    start = time_range.start.strftime("%Y%m%dT%H%MZ")
+    span = format_seconds(time_range.duration)
+    names = "-".join(systems) or "none"
+    layout = "_wide" if wide else ""
+    return f"{stem}_{names}_{start}_{span}{layout}.{file_format}"
 
 
 # -- reading back -------------------------------------------------------------------------------

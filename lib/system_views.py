@@ -181,13 +181,14 @@ def panel_table(
     """Return the table beside a panel, with display column titles, largest first."""
     if table.kind == "error_share":
         frame = error_share_table(source, system, table.metric, time_range, by=table.by[0])
-        return frame.rename(columns=_titles(table.by, {
-            "requests": table.total_title, "errors": "Errors", "error_share": "Error share",
-        })).reset_index(drop=True)
-    frame = top_n(source, system, table.metric, table.by, time_range, table.n)
-    return frame.rename(columns=_titles(table.by, {
-        "total": table.total_title, "per_second": "Per second", "share": "Share",
-    }))
+        titles = {"requests": table.total_title, "errors": "Errors",
+                  "error_share": "Error share"}
+    else:
+        frame = top_n(source, system, table.metric, table.by, time_range, table.n)
+        titles = {"total": table.total_title, "per_second": "Per second", "share": "Share"}
+    frame = frame.rename(columns=_titles(table.by, titles)).reset_index(drop=True)
+    frame.attrs = {}  # Streamlit cannot serialise a TimeRange
+    return frame
 
 
 def _titles(labels: Sequence[str], others: dict[str, str]) -> dict[str, str]:

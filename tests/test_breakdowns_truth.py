@@ -7,26 +7,22 @@ values over the window.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
 from lib.breakdowns import breakdown_promql, error_share, error_share_table, month_cost, top_n
 from lib.signals import histogram_quantile
 from lib.timerange import TimeRange
-from tests.support.platform_run import SCRAPE, PlatformRun, start_platform_run
+from tests.conftest import PLATFORM_HOUR_START
+from tests.support.platform_run import SCRAPE, PlatformRun
 
-T0 = 1_700_002_800.0  # 2023-11-14 23:00 UTC, a whole hour
+T0 = PLATFORM_HOUR_START
 END = T0 + 3600.0
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformRun]:
-    platform_run = start_platform_run(tmp_path_factory.mktemp("breakdowns"), T0)
-    platform_run.scrape_until(END)
-    yield platform_run
-    platform_run.stop()
+@pytest.fixture
+def run(platform_hour: PlatformRun) -> PlatformRun:
+    return platform_hour
 
 
 def hour_range() -> TimeRange:
