@@ -33,7 +33,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lib.config import ConfigError, load_settings
 from lib.errors import MonitorError
+from lib.monitor import Monitor, build_monitor
 from lib.signals import GOLDEN_SIGNALS, SIGNALS
 from lib.store import ROLLUP_RESOLUTIONS
 from lib.timerange import PRESETS, TimeRange, format_seconds
@@ -153,7 +155,7 @@ def point_count(time_range: TimeRange) -> int:
     return round(time_range.duration / time_range.step) + 1
 
 
-def stale_systems(monitor: Any, systems: Sequence[str], now: float) -> tuple[str, ...]:
+def stale_systems(monitor: Monitor, systems: Sequence[str], now: float) -> tuple[str, ...]:
     """Return the systems whose last successful scrape is older than STALE_AFTER_SCRAPES
     intervals at `now`, by the embedded collector's view of its targets.
 
@@ -163,17 +165,18 @@ def stale_systems(monitor: Any, systems: Sequence[str], now: float) -> tuple[str
     if monitor.store is None:
         return ()
     limit = STALE_AFTER_SCRAPES * monitor.settings.scrape_interval
+    records = {record.system: record for record in monitor.store.targets()}
     stale = []
-    for status in monitor.targets():
-        if status.system not in systems:
-            continue
-        if status.last_success_at is None or now - status.last_success_at > limit:
-            stale.append(status.system)
+    for system in systems:
+        record = records.get(system)
+        last_success = record.last_success_at if record else None
+        if last_success is None or now - last_success > limit:
+            stale.append(system)
     return tuple(stale)
 
 
 def plan_export(
-    monitor: Any,
+    monitor: Monitor,
     systems: Sequence[str],
     signals: Sequence[str],
     time_range: TimeRange,
@@ -188,7 +191,7 @@ def plan_export(
 
 
 def signals_export(
-    monitor: Any,
+    monitor: Monitor,
     systems: Sequence[str],
     signals: Sequence[str] | None,
     time_range: TimeRange,
@@ -198,7 +201,7 @@ def signals_export(
 ) -> Export:
     """Fetch the signals of `systems` over `time_range` from the monitor and wrap them.
 
-    `monitor` is a lib.monitor.Monitor. With `resolution="finest"` the step is the finest the
+    With `resolution="finest"` the step is the finest the
     source holds for the range.
 
     Raises:
@@ -226,7 +229,7 @@ def signals_export(
 
 def frame_export(
     frame: pd.DataFrame,
-    monitor: Any,
+    monitor: Monitor,
     systems: Sequence[str],
     definitions: dict[str, dict[str, str]],
     time_range: TimeRange,
@@ -287,13 +290,14 @@ def to_csv(export: Export, wide: bool = False) -> bytes:
     table = wide_frame(export) if wide else _long_text_frame(export.frame)
     table = _neutralised(table)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # CRLF as RFC 4180 has it; the csv module then also quotes cells holding a lone "\r".
+    writer = csv.writer(buffer, lineterminator="\r\n")
     for key, value in export.metadata.as_dict().items():
         plain = isinstance(value, str) and "\n" not in value and "\r" not in value
         text = value if plain else json.dumps(value, sort_keys=True)
         # One quoted field per row: no value can spill into a second cell.
         writer.writerow([f"# {key}: {text}"])
-    table.to_csv(buffer, index=False, lineterminator="\n", na_rep="")
+    table.to_csv(buffer, index=False, lineterminator="\r\n", na_rep="")
     return buffer.getvalue().encode("utf-8")
 
 
@@ -402,21 +406,23 @@ def file_name(
 def read_csv_export(data: bytes) -> tuple[dict[str, str], pd.DataFrame]:
     """Return the metadata rows (values as written) and the table of a CSV export.
 
-    Text cells keep the quote that neutralised them.
+    Text cells stay strings and keep the quote that neutralised them; value cells are floats
+    (NaN where empty).
     """
     text = data.decode("utf-8")
-    lines = text.split("\n")
     metadata: dict[str, str] = {}
     skip = 0
-    for line in lines:
-        row = next(csv.reader([line]), [])
+    for row in csv.reader(io.StringIO(text, newline="")):
         if len(row) != 1 or not row[0].startswith("# "):
             break
         key, _, value = row[0][2:].partition(": ")
         metadata[key] = value
         skip += 1
-    table = pd.read_csv(io.StringIO(text), skiprows=skip, keep_default_na=False,
-                        na_values=[""], dtype={"system": str, "signal": str, "unit": str})
+    table = pd.read_csv(io.StringIO(text), skiprows=skip, dtype=str, keep_default_na=False)
+    # Long form has one value column; in the wide form every column but the timestamp is one.
+    numeric = ["value"] if "value" in table.columns else list(table.columns[1:])
+    for column in numeric:
+        table[column] = pd.to_numeric(table[column].replace("", None), errors="raise")
     return metadata, table
 
 
@@ -452,9 +458,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run the export command line; return the exit status."""
-    from lib.config import ConfigError, load_settings
-    from lib.monitor import build_monitor
-
     args = parse_args(argv)
     try:
         monitor, _ = build_monitor(load_settings(environ=environ), start_background=False)
