@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.breakdowns import breakdown_frame
 from lib.breakdown_charts import breakdown_chart
+from lib.breakdowns import breakdown_frame
 from lib.charts import signal_chart
 from lib.compare import COMPARISONS, format_change, previous_period, shift_forward, with_change
 from lib.sources.embedded import EmbeddedSource
