@@ -40,9 +40,10 @@ def breakdown_chart(
     """Build a line chart with one line per `series` of a breakdown frame, coloured from
     Tableau 10 (the palette of the system colours).
 
-    The subtitle states `df.attrs["time_range"]`. `unit` is a signal unit as lib.format knows it
-    (for example "req/s", "USD/h", "s" or "count"). `previous` is an earlier period already moved
-    onto the current axis; it is drawn dashed, and the tooltip gives the change in percent.
+    The subtitle states `df.attrs["time_range"]`. `unit` is a unit that
+    lib.format.format_value formats, for example "req/s", "USD/h", "s" or "count".
+    `previous` is an earlier period already moved onto the current axis. It is drawn dashed,
+    and the tooltip gives the change in percent.
 
     Raises:
         ValueError: if a column is missing or the frame has no time range.

@@ -2,7 +2,7 @@
 
 A breakdown frame is long: one row per evaluation point and group, with the columns timestamp
 (UTC), series (the group's label values joined by " / "), one column per grouping label, and
-value. Quantile frames also carry a `quantile` column. `frame.attrs` holds the time range, the
+value. Quantile frames also carry a `quantile` column. `frame.attrs` contains the time range, the
 metric, the grouping labels and the kind.
 
 A source that can break metrics down implements `BreakdownSource`. The embedded store evaluates
@@ -50,9 +50,9 @@ class BreakdownSource(Protocol):
     ) -> pd.DataFrame:
         """Return the breakdown frame of `metric` grouped by the labels `by`.
 
-        `rate` is per second at each point over the range's window, `gauge` is the last value
-        at each point, `quantile` reads the histogram `metric` (without `_bucket`) and returns
-        one line per group and quantile, and `increase` returns one row per group at the
+        `rate` is per second at each point over the range's window. `gauge` is the last value
+        at each point. `quantile` reads the histogram `metric` (named without `_bucket`) and
+        returns one line per group and quantile. `increase` returns one row per group at the
         range's end with the increase from its start.
         """
         ...
@@ -217,7 +217,7 @@ def quantiles_by(
 ) -> dict[tuple[tuple[str, ...], float], np.ndarray]:
     """Return histogram_quantile of the bucket increases over each window, per group and q.
 
-    `buckets` are the `_bucket` series, whose `le` label holds the upper bound.
+    `buckets` are the `_bucket` series, whose `le` label is the upper bound.
     """
     increases = [_window_increase(member, points, window, slack)[0] for member in buckets]
     by_le = [*by, "le"]
@@ -373,7 +373,7 @@ def error_share_table(
 class MonthCost:
     """AI cost of the calendar month (UTC) so far and projected to its end, in US dollars.
 
-    `covered_since` is the first moment the source holds data for in this month, later than
+    `covered_since` is the first moment of this month that the source has data for, later than
     `month_start` when collection began during the month.
     """
 
@@ -409,8 +409,8 @@ def month_cost(
 ) -> MonthCost:
     """Return the cost counter's increase this month and its projection to the month's end.
 
-    The projection adds the rate over the last `rate_window` seconds, held until the month ends,
-    to the cost so far.
+    The projection adds the rate over the last `rate_window` seconds (or over the data there is,
+    if shorter), held until the month ends, to the cost so far.
     """
     start, end = month_bounds(now)
     month = explicit_range(start.timestamp(), now, max(now - start.timestamp(), 1.0),
@@ -420,8 +420,12 @@ def month_cost(
 
     recent = explicit_range(now - rate_window, now, rate_window, rate_window, "last hour")
     increase = source.breakdown(system, metric, (), "increase", recent)
-    per_hour = float(increase["value"].sum()) * 3600.0 / rate_window if not increase.empty \
-        else math.nan
+    # With less than `rate_window` of data, the rate is over the time that has data.
+    recent_start = max(increase.attrs.get("covered_since") or now - rate_window,
+                       now - rate_window)
+    per_hour = math.nan
+    if not increase.empty and now > recent_start:
+        per_hour = float(increase["value"].sum()) * 3600.0 / (now - recent_start)
     remaining_hours = (end.timestamp() - now) / 3600.0
     covered = totals.attrs.get("covered_since")
     return MonthCost(

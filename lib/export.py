@@ -1,7 +1,7 @@
 """Exports of the series a chart shows, as CSV, JSON or Parquet, and the export command line.
 
-An export is a long frame with the columns timestamp, system, signal, value and unit (breakdown
-exports add one column per label between signal and value) plus metadata: the source, each
+An export is a long frame with the columns timestamp, system, signal, value and unit. Breakdown
+exports add one column per label between signal and value. Its metadata records the source, each
 signal's definition, the range, step and rate window, the resolution, when the data was fetched
 and whether any of it was stale. Timestamps are UTC and written in ISO 8601 with their offset.
 
@@ -62,7 +62,7 @@ STALE_AFTER_SCRAPES = 3
 
 
 class ExportTooLarge(MonitorError):
-    """The requested export holds more rows than `limit`."""
+    """The requested export would contain more rows than `limit`."""
 
     def __init__(self, rows: int, limit: int) -> None:
         self.rows = rows
@@ -75,7 +75,7 @@ class ExportTooLarge(MonitorError):
 
 @dataclass(frozen=True)
 class ExportMetadata:
-    """What an export contains and where it came from."""
+    """Source, contents and range of an export."""
 
     source: str
     systems: tuple[str, ...]
@@ -237,7 +237,7 @@ def frame_export(
     fetched_at: float,
     labels: Sequence[str] = (),
 ) -> Export:
-    """Wrap a frame a page already drew, so that the file holds exactly those rows."""
+    """Wrap a frame a page already drew, so that the file contains exactly those rows."""
     stale = set(stale_systems(monitor, systems, fetched_at))
     stale.update(frame.attrs.get("stale_systems", ()))
     metadata = ExportMetadata(

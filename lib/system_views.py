@@ -1,4 +1,4 @@
-"""What each system's detail page shows: its panels (a chart and maybe a top-N table) as data.
+"""Detail page contents per system: its panels (a chart and maybe a top-N table) as data.
 
 A panel names one metric of the system's own exporter, the labels it is broken down by and how
 it is evaluated. `panel_frame` and `panel_table` compute what the page draws, so the pages only

@@ -1,8 +1,8 @@
 """Per-label breakdowns from the embedded store equal the simulator's exact counter values.
 
-The collector scrapes the simulated platform every 15 s of a manual clock; each scrape also
-records what the simulator's registries exposed, so a true rate is a difference of two recorded
-values over the window.
+The collector scrapes the simulated platform every 15 s of a manual clock. Each scrape also
+records what the simulator's registries exposed, so a true rate is the difference of two recorded
+values divided by the window.
 """
 
 from __future__ import annotations
@@ -189,6 +189,14 @@ def test_month_cost_projects_current_rate(run: PlatformRun) -> None:
     assert cost.rate_usd_per_hour == pytest.approx(hourly, rel=1e-9)
     remaining_hours = (cost.month_end.timestamp() - END) / 3600
     assert cost.projected_usd == pytest.approx(cost.so_far_usd + hourly * remaining_hours)
+
+
+def test_month_cost_rate_over_short_data(run: PlatformRun) -> None:
+    metric = "relaycore_ai_cost_usd_total"
+    now = T0 + 600
+    cost = month_cost(run.monitor.breakdowns(), "relaycore", metric, now=now)
+    increase = run.value(now, "relaycore", metric) - run.value(T0, "relaycore", metric)
+    assert cost.rate_usd_per_hour == pytest.approx(increase * 3600 / 600, rel=1e-9)
 
 
 def test_long_step_reads_rollup(run: PlatformRun) -> None:

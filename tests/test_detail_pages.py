@@ -24,7 +24,7 @@ APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
 @pytest.fixture
 def app(platform_hour: PlatformRun) -> Iterator[AppTest]:
-    """The app with the platform run's monitor, whose clock stands at the end of the hour."""
+    """The app with the platform run's monitor, whose clock is at the end of the hour."""
     lib.monitor._MONITOR = (platform_hour.monitor, Runtime())
     st.cache_resource.clear()
     at = AppTest.from_file(str(APP), default_timeout=60)

@@ -122,7 +122,7 @@ class EmbeddedSource:
             system, name, time_range.start_s - reach, time_range.end_s, rollup
         )
         if kind == "increase" and rollup and rows:
-            rows = self._with_raw_head(system, name, rows)
+            rows = self._with_raw_edges(system, name, rows, time_range.end_s)
         series = group_samples(rows)
 
         if kind == "rate":
@@ -150,18 +150,21 @@ class EmbeddedSource:
         frame.attrs.update(time_range=time_range, metric=metric, by=tuple(by), kind=kind)
         return frame
 
-    def _with_raw_head(
-        self, system: str, name: str, rows: list[tuple[str, float, float]]
+    def _with_raw_edges(
+        self, system: str, name: str, rows: list[tuple[str, float, float]], end: float
     ) -> list[tuple[str, float, float]]:
-        """Add the raw samples of the first roll-up bucket to roll-up `rows`.
+        """Add the raw samples of the first roll-up bucket and of the 5 minutes before `end`
+        to roll-up `rows`.
 
         A roll-up bucket keeps its last sample, so without the raw ones an increase would miss
-        the first bucket's own increase. Raw samples past their retention are simply absent.
+        the first bucket's own increase and end at the last bucket before `end`. Raw samples
+        past their retention are absent, and then the roll-up alone counts.
         """
         first = min(ts for _, ts, _ in rows)
         head = self.store.series_samples(system, name, first - SAMPLE_ROLLUP, first, False)
+        tail = self.store.series_samples(system, name, end - SAMPLE_ROLLUP, end, False)
         merged = {(labels, ts): value for labels, ts, value in rows}
-        merged.update({(labels, ts): value for labels, ts, value in head})
+        merged.update({(labels, ts): value for labels, ts, value in (*head, *tail)})
         return [(labels, ts, value) for (labels, ts), value in sorted(merged.items())]
 
     def availability(self, system: str, time_range: TimeRange) -> float | None:

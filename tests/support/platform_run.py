@@ -49,10 +49,10 @@ class PlatformRun:
 
     def value(self, t: float, system: str, name: str, **labels: str) -> float:
         """Return the exact sum, at scrape time `t`, of the samples `name` matching `labels`."""
-        wanted = set(labels.items())
+        expected = set(labels.items())
         return sum(
             value for (sample, sample_labels), value in self.exposed[t][system].items()
-            if sample == name and wanted <= sample_labels
+            if sample == name and expected <= sample_labels
         )
 
     def stop(self) -> None:
