@@ -79,7 +79,7 @@ class ExportMetadata:
 
     source: str
     systems: tuple[str, ...]
-    definitions: dict[str, dict[str, str]]
+    definitions: dict[str, dict[str, Any]]
     time_range: TimeRange
     resolution: str
     fetched_at: datetime
@@ -120,20 +120,37 @@ class Export:
 # -- building exports ---------------------------------------------------------------------------
 
 
-def signal_definitions(signals: Sequence[str], source: object) -> dict[str, dict[str, str]]:
-    """Return each signal's unit and meaning, and its PromQL where the source provides it.
+def signal_definitions(
+    signals: Sequence[str], source: object, systems: Sequence[str], time_range: TimeRange
+) -> dict[str, dict[str, Any]]:
+    """Return each signal's unit and meaning, and its PromQL per system where the source
+    sends PromQL.
 
-    A source provides PromQL through a method `promql(signal) -> str`.
+    A source provides PromQL through a method `promql(signal, system, time_range) -> str`, or
+    through `queries[system].signal(signal, window, step)` as lib.sources.prometheus has it.
     """
-    promql = getattr(source, "promql", None)
-    definitions: dict[str, dict[str, str]] = {}
+    definitions: dict[str, dict[str, Any]] = {}
     for name in signals:
         signal = SIGNALS[name]
-        definition = {"unit": signal.unit, "meaning": signal.meaning}
-        if callable(promql):
-            definition["promql"] = str(promql(name))
+        definition: dict[str, Any] = {"unit": signal.unit, "meaning": signal.meaning}
+        queries = {system: _promql(source, name, system, time_range) for system in systems}
+        known = {system: query for system, query in queries.items() if query is not None}
+        if known:
+            definition["promql"] = known
         definitions[name] = definition
     return definitions
+
+
+def _promql(source: object, signal: str, system: str, time_range: TimeRange) -> str | None:
+    promql = getattr(source, "promql", None)
+    if callable(promql):
+        return str(promql(signal, system, time_range))
+    queries = getattr(source, "queries", None)
+    if isinstance(queries, Mapping) and system in queries:
+        build = getattr(queries[system], "signal", None)
+        if callable(build):
+            return str(build(signal, time_range.window, time_range.step))
+    return None
 
 
 def finest_range(time_range: TimeRange, scrape_interval: float, raw_start: float) -> TimeRange:
@@ -222,7 +239,8 @@ def signals_export(
 
     frame = monitor.platform_metrics(systems, time_range, chosen)
     return frame_export(
-        frame, monitor, systems, signal_definitions(chosen, monitor.source), time_range,
+        frame, monitor, systems,
+        signal_definitions(chosen, monitor.source, systems, time_range), time_range,
         resolution, fetched,
     )
 
@@ -231,7 +249,7 @@ def frame_export(
     frame: pd.DataFrame,
     monitor: Monitor,
     systems: Sequence[str],
-    definitions: dict[str, dict[str, str]],
+    definitions: dict[str, dict[str, Any]],
     time_range: TimeRange,
     resolution: str,
     fetched_at: float,

@@ -101,7 +101,8 @@ def _chart_export(
     def build() -> Export:
         shown = frame[frame["signal"].isin(signals)]
         return frame_export(shown, monitor, selection.systems,
-                            signal_definitions(signals, monitor.source), time_range,
+                            signal_definitions(signals, monitor.source, selection.systems,
+                                               time_range), time_range,
                             "displayed", now)
 
     return build

@@ -138,8 +138,10 @@ def _panel_export(
     def build() -> Export:
         labels = panel_labels(panel)
         data = breakdown_export_frame(frame, view.system, panel.signal, panel.unit, labels)
+        # A Prometheus source labels each target with its job, by default the system id.
+        job = getattr(monitor.settings.target(view.system), "prometheus_job", view.system)
         definition = {"unit": panel.unit, "meaning": panel.title,
-                      "promql": panel.promql(view.system, time_range.window)}
+                      "promql": panel.promql(str(job), time_range.window)}
         return frame_export(data, monitor, [view.system], {panel.signal: definition},
                             time_range, "displayed", now, labels)
 

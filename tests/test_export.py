@@ -41,6 +41,7 @@ from tests.support.platform_run import SCRAPE, PlatformRun
 
 END = PLATFORM_HOUR_START + 3600.0
 ROOT = Path(__file__).resolve().parent.parent
+SYSTEMS = ["automatrix", "relaycore", "neuroweaver"]
 
 
 def hour_export(monitor: Monitor, signals: tuple[str, ...]) -> tuple[pd.DataFrame, Export]:
@@ -48,7 +49,8 @@ def hour_export(monitor: Monitor, signals: tuple[str, ...]) -> tuple[pd.DataFram
     frame = monitor.platform_metrics(["automatrix", "relaycore", "neuroweaver"], time_range,
                                      signals)
     export = frame_export(frame, monitor, ["automatrix", "relaycore", "neuroweaver"],
-                          signal_definitions(signals, monitor.source), time_range, "displayed",
+                          signal_definitions(signals, monitor.source, SYSTEMS, time_range),
+                          time_range, "displayed",
                           END)
     return frame, export
 
@@ -270,3 +272,31 @@ def test_cli_rejects_unknown_system(platform_hour: PlatformRun, tmp_path: Path) 
     )
     assert result.returncode == 2
     assert "unknown system 'nosuch'" in result.stderr
+
+
+class QueriesOfOneSystem:
+    def signal(self, signal: str, window: float, step: float) -> str:
+        return f"{signal}[{window:g}s] step {step:g}"
+
+
+class SourceWithQueries:
+    label = "Prometheus at http://127.0.0.1:9090"
+    queries = {"relaycore": QueriesOfOneSystem()}
+
+
+def test_definitions_carry_promql() -> None:
+    time_range = TimeRange.between(PLATFORM_HOUR_START, END, SCRAPE)
+    definitions = signal_definitions(["requests_per_second"], SourceWithQueries(),
+                                     ["relaycore"], time_range)
+    assert definitions["requests_per_second"]["promql"] == {
+        "relaycore": "requests_per_second[60s] step 15",
+    }
+    assert definitions["requests_per_second"]["unit"] == "req/s"
+
+
+def test_definitions_without_promql(platform_hour: PlatformRun) -> None:
+    time_range = TimeRange.between(PLATFORM_HOUR_START, END, SCRAPE)
+    definitions = signal_definitions(["error_rate"], platform_hour.monitor.source, SYSTEMS,
+                                     time_range)
+    assert "promql" not in definitions["error_rate"]
+    assert definitions["error_rate"]["meaning"].startswith("rate of 5xx responses")
