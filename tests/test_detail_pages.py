@@ -122,6 +122,7 @@ def test_export_page_plans_rows(app: AppTest) -> None:
     captions = " ".join(caption.value for caption in at.caption)
     # 1h at 15 s is 241 points, for 3 systems and 9 signals.
     assert f"{241 * 3 * 9:,} rows" in captions
+    assert len(at.get("download_button")) == 1
     at.radio(key="export.resolution").set_value("finest").run()
     assert not at.exception
     assert not at.warning

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from lib.breakdown_charts import breakdown_chart
 from lib.charts import signal_chart
 from lib.export import (
     FORMULA_PREFIXES,
@@ -23,6 +24,7 @@ from lib.export import (
     Export,
     ExportMetadata,
     ExportTooLarge,
+    breakdown_export_frame,
     file_name,
     frame_export,
     read_csv_export,
@@ -35,6 +37,7 @@ from lib.export import (
     wide_frame,
 )
 from lib.monitor import Monitor
+from lib.system_views import RELAYCORE, panel_frame
 from lib.timerange import TimeRange
 from tests.conftest import PLATFORM_HOUR_START
 from tests.support.platform_run import SCRAPE, PlatformRun
@@ -73,6 +76,26 @@ def test_csv_equals_chart_rows(platform_hour: PlatformRun) -> None:
     assert metadata["step_seconds"] == "15.0"
     assert metadata["time_zone"] == "UTC"
     assert json.loads(metadata["signals"])["requests_per_second"]["unit"] == "req/s"
+
+
+def test_breakdown_csv_equals_chart_rows(platform_hour: PlatformRun) -> None:
+    monitor = platform_hour.monitor
+    time_range = monitor.time_range("1h", now=END)
+    panel = next(p for p in RELAYCORE.panels if p.signal == "ai_cost_by_model")
+    frame = panel_frame(monitor.breakdowns(), "relaycore", panel, time_range)
+    drawn = breakdown_chart(frame, title=panel.title, unit=panel.unit).data
+
+    data = breakdown_export_frame(frame, "relaycore", panel.signal, panel.unit, panel.by)
+    export = frame_export(data, monitor, ["relaycore"], {}, time_range, "displayed", END,
+                          panel.by)
+    _, table = read_csv_export(to_csv(export))
+
+    assert len(table) == len(drawn)
+    assert list(table["timestamp"]) == [t.isoformat() for t in drawn["timestamp"]]
+    assert list(table["provider"] + " / " + table["model"]) == list(drawn["series"])
+    np.testing.assert_array_equal(table["value"].to_numpy(float),
+                                  drawn["value"].astype(float).to_numpy())
+    assert set(table["unit"]) == {"USD/h"}
 
 
 def test_csv_timestamps_carry_offset(platform_hour: PlatformRun) -> None:
