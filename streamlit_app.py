@@ -26,13 +26,23 @@ def main() -> None:
 
     # Pages are files, not callables, so that AppTest.switch_page can open each of them.
     navigation = st.navigation(
-        [
-            st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:",
-                    default=True),
-            st.Page("pages/cross_system.py", title="Cross-system metrics",
-                    icon=":material/monitoring:", url_path="cross-system"),
-            st.Page("pages/targets.py", title="Targets", icon=":material/lan:"),
-        ]
+        {
+            "Platform": [
+                st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:",
+                        default=True),
+                st.Page("pages/cross_system.py", title="Cross-system metrics",
+                        icon=":material/monitoring:", url_path="cross-system"),
+                st.Page("pages/targets.py", title="Targets", icon=":material/lan:"),
+                st.Page("pages/export.py", title="Export", icon=":material/download:"),
+            ],
+            "Systems": [
+                st.Page("pages/automatrix.py", title="AutoMatrix",
+                        icon=":material/account_tree:"),
+                st.Page("pages/relaycore.py", title="RelayCore", icon=":material/alt_route:"),
+                st.Page("pages/neuroweaver.py", title="NeuroWeaver",
+                        icon=":material/neurology:"),
+            ],
+        }
     )
     render_sidebar(monitor)
     navigation.run()

@@ -18,6 +18,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lib.compare import format_change, with_change
 from lib.format import format_value
 
 # Maximum rows in one chart: Altair's default data transformer raises MaxRowsError above
@@ -132,12 +133,17 @@ def signal_chart(
     range_description: str | None = None,
     max_points: int = MAX_POINTS_PER_LINE,
     height: int = 240,
+    previous: pd.DataFrame | None = None,
 ) -> alt.LayerChart:
     """Build a line chart of one signal with one line per system.
 
     `title` heads the chart and the subtitle states the range and step, taken from
     `range_description` or else from `df.attrs["time_range"].describe()`. Each system keeps
     the colour that `systems` gives it on every chart.
+
+    `previous` is an earlier period already moved onto the current axis (see lib.compare). It
+    is drawn as dashed lines in the systems' colours, and the tooltip gives the change in
+    percent against it.
 
     Raises:
         ValueError: if `df` lacks a signal frame column, or neither a range description nor
@@ -146,6 +152,13 @@ def signal_chart(
     subtitle = _range_subtitle(df, range_description)
     frame = _require_columns(df)
     frame = frame[frame["signal"] == signal]
+    earlier = None
+    if previous is not None:
+        earlier = _require_columns(previous)
+        earlier = earlier[earlier["signal"] == signal]
+        shift = previous.attrs.get("shifted_by")
+        if shift:
+            subtitle += f" · dashed: {_shift_text(float(shift))}"
 
     return _line_chart(
         frame,
@@ -155,7 +168,18 @@ def signal_chart(
         systems=systems,
         max_points=max_points,
         height=height,
+        previous=earlier,
     )
+
+
+def _shift_text(seconds: float) -> str:
+    if seconds % 604_800 == 0:
+        weeks = int(seconds // 604_800)
+        return "1 week earlier" if weeks == 1 else f"{weeks} weeks earlier"
+    if seconds % 86_400 == 0:
+        days = int(seconds // 86_400)
+        return "1 day earlier" if days == 1 else f"{days} days earlier"
+    return f"{seconds:g} s earlier"
 
 
 def latency_chart(
@@ -236,9 +260,15 @@ def _line_chart(
     max_points: int,
     height: int,
     statistic_labels: dict[str, str] | None = None,
+    previous: pd.DataFrame | None = None,
 ) -> alt.LayerChart:
     unit = _single_unit(frame)
-    data = _chart_rows(frame, systems, max_points)
+    lines_drawn = 2 if previous is not None else 1
+    data = _chart_rows(frame, systems, max_points, lines_drawn)
+    earlier = None
+    if previous is not None:
+        earlier = _chart_rows(previous, systems, max_points, lines_drawn)
+        data = _add_change(data, earlier)
     divisor, axis_title, axis_format = _value_axis(unit, data["value"])
     data["plot_value"] = _plottable(data["value"] / divisor)
     data["value"] = _plottable(data["value"])
@@ -259,6 +289,12 @@ def _line_chart(
         alt.Tooltip("system_name:N", title="System"),
         alt.Tooltip("value_text:N", title="Value"),
     ]
+    extra_layers: list[alt.Chart] = []
+    if earlier is not None:
+        tooltip.append(alt.Tooltip("previous_text:N", title="Previous period"))
+        tooltip.append(alt.Tooltip("change_text:N", title="Change"))
+        earlier["plot_value"] = _plottable(earlier["value"] / divisor)
+        extra_layers.append(_previous_lines(earlier, base))
     dash = None
     if statistic_labels is not None:
         tooltip.insert(2, alt.Tooltip("statistic:N", title="Statistic"))
@@ -270,7 +306,30 @@ def _line_chart(
             legend=alt.Legend(symbolType="stroke"),
         )
 
-    return _layer_with_hover(base, tooltip, dash, title, subtitle, height)
+    return _layer_with_hover(base, tooltip, dash, title, subtitle, height, extra_layers)
+
+
+def _add_change(data: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """Return the current rows with the earlier value and the change in percent as text."""
+    changed = with_change(data, earlier, ["system", "signal"])
+    changed["previous_text"] = [
+        format_value(value, unit)
+        for value, unit in zip(changed["previous_value"], changed["unit"], strict=True)
+    ]
+    changed["change_text"] = [format_change(change) for change in changed["change_percent"]]
+    changed = changed.drop(columns=["previous_value", "change_percent"])
+    changed.attrs = {}
+    return changed
+
+
+def _previous_lines(earlier: pd.DataFrame, base: alt.Chart) -> alt.Chart:
+    """Return the earlier period's dashed lines, encoded like the current lines of `base`."""
+    layer: alt.Chart = (
+        base.mark_line(strokeWidth=1.5, strokeDash=[5, 4], opacity=0.8,
+                       invalid="break-paths-show-domains")
+        .properties(data=earlier[["timestamp", "system_name", "signal", "plot_value"]])
+    )
+    return layer
 
 
 def _layer_with_hover(
@@ -280,6 +339,7 @@ def _layer_with_hover(
     title: str,
     subtitle: str,
     height: int,
+    extra_layers: Sequence[alt.Chart] = (),
 ) -> alt.LayerChart:
     # Hovering anywhere near a time shows every line's point at that time. The tooltip is on
     # the points, because a line mark has no single datum to describe.
@@ -301,7 +361,8 @@ def _layer_with_hover(
     )
 
     chart_title = alt.TitleParams(text=title, subtitle=subtitle, anchor="start")
-    return alt.LayerChart(layer=[lines, points], title=chart_title, height=height)
+    return alt.LayerChart(layer=[*extra_layers, lines, points], title=chart_title,
+                          height=height)
 
 
 def _require_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -334,10 +395,17 @@ def _single_unit(frame: pd.DataFrame) -> str:
 
 
 def _chart_rows(
-    frame: pd.DataFrame, systems: Sequence[SystemDescription], max_points: int
+    frame: pd.DataFrame,
+    systems: Sequence[SystemDescription],
+    max_points: int,
+    datasets: int = 1,
 ) -> pd.DataFrame:
-    """Return the rows to draw: downsampled within the row budget, with display columns."""
-    line_count = max(1, frame.groupby(list(_GROUP_COLUMNS)).ngroups)
+    """Return the rows to draw: downsampled within the row budget, with display columns.
+
+    `datasets` is the number of frames of this shape that one chart draws, such as 2 with a
+    previous period, which share Altair's row limit.
+    """
+    line_count = max(1, frame.groupby(list(_GROUP_COLUMNS)).ngroups) * datasets
     points_per_line = min(max_points, ALTAIR_MAX_ROWS // line_count)
     if points_per_line < 1:
         raise ValueError(

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from lib.breakdowns import BreakdownSource
 from lib.cache import CACHE_DIR, Guarded, Job, LastGood, ResultCache, cache_key
 from lib.collector import Collector
 from lib.config import Settings, TargetConfig, load_settings
@@ -138,6 +139,19 @@ class Monitor:
         """Return the preset range with this deployment's scrape interval."""
         now = self.clock() if now is None else now
         return TimeRange.preset(preset, now=now, scrape_interval=self.settings.scrape_interval)
+
+    def breakdowns(self) -> BreakdownSource:
+        """Return the source as a BreakdownSource, for per-label views of one system.
+
+        Raises:
+            MonitorError: if the configured source cannot break metrics down by label.
+        """
+        if not isinstance(self.source, BreakdownSource):
+            raise MonitorError(
+                f"The source {self.source.label} cannot break metrics down by label, so the "
+                "system pages are not available with it."
+            )
+        return self.source
 
     def platform_metrics(
         self,

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from lib.charts import latency_chart, signal_chart
+from lib.compare import previous_period
 from lib.errors import MonitorError
+from lib.export import Export, frame_export, signal_definitions
 from lib.format import describe_freshness, escape_markdown
 from lib.monitor import Monitor
 from lib.signals import SIGNALS
 from lib.sources.base import FRESHNESS_ATTR
+from lib.timerange import TimeRange
+from pages.components import comparison_shift, download_menu
 from pages.state import Selection, cached_monitor, cached_platform_metrics, current_selection
 
 CHART_SIGNALS = (
@@ -35,16 +42,25 @@ def show_cross_system() -> None:
         st.info("Select at least one system in the sidebar.")
         return
 
+    shift = comparison_shift("cross_system.compare")
     refreshing_charts = st.fragment(_render_charts, run_every=selection.refresh_seconds)
-    refreshing_charts(monitor, selection)
+    refreshing_charts(monitor, selection, shift)
 
 
-def _render_charts(monitor: Monitor, selection: Selection) -> None:
+def _render_charts(monitor: Monitor, selection: Selection, shift: float | None = None) -> None:
     try:
         with st.spinner("Loading metrics…"):
             now, frame = cached_platform_metrics(
                 selection.systems, selection.time_range, CHART_SIGNALS
             )
+            time_range: TimeRange = frame.attrs["time_range"]
+            previous = None
+            if shift:
+                previous = previous_period(
+                    lambda earlier: monitor.platform_metrics(selection.systems, earlier,
+                                                             CHART_SIGNALS),
+                    time_range, shift,
+                )
     except MonitorError as error:
         st.error(f"Could not read the metrics: {escape_markdown(str(error))}")
         return
@@ -65,22 +81,48 @@ def _render_charts(monitor: Monitor, selection: Selection) -> None:
     if fresh:
         st.caption(escape_markdown(f"Fresh data: {', '.join(fresh)}."))
 
-    charts: list[alt.LayerChart] = [
-        signal_chart(frame, "requests_per_second", title=SIGNALS["requests_per_second"].title,
-                     systems=systems),
-        latency_chart(frame, title="Latency (average solid, p95 dashed)", systems=systems),
-        signal_chart(frame, "error_rate", title=SIGNALS["error_rate"].title, systems=systems),
-        signal_chart(frame, "cost_per_hour", title=SIGNALS["cost_per_hour"].title,
-                     systems=systems),
-        signal_chart(frame, "cpu_usage", title=SIGNALS["cpu_usage"].title, systems=systems),
-        signal_chart(frame, "memory_usage", title=SIGNALS["memory_usage"].title,
-                     systems=systems),
+    # NOTE: the latency chart already uses dashes for p95, so it draws no previous period.
+    charts: list[tuple[alt.LayerChart, tuple[str, ...]]] = [
+        (signal_chart(frame, "requests_per_second", title=SIGNALS["requests_per_second"].title,
+                      systems=systems, previous=previous), ("requests_per_second",)),
+        (latency_chart(frame, title="Latency (average solid, p95 dashed)", systems=systems),
+         ("average_latency_ms", "p95_latency_ms")),
+        (signal_chart(frame, "error_rate", title=SIGNALS["error_rate"].title, systems=systems,
+                      previous=previous), ("error_rate",)),
+        (signal_chart(frame, "cost_per_hour", title=SIGNALS["cost_per_hour"].title,
+                      systems=systems, previous=previous), ("cost_per_hour",)),
+        (signal_chart(frame, "cpu_usage", title=SIGNALS["cpu_usage"].title, systems=systems,
+                      previous=previous), ("cpu_usage",)),
+        (signal_chart(frame, "memory_usage", title=SIGNALS["memory_usage"].title,
+                      systems=systems, previous=previous), ("memory_usage",)),
     ]
 
     for start in range(0, len(charts), CHARTS_PER_ROW):
         columns = st.columns(CHARTS_PER_ROW)
-        for column, chart in zip(columns, charts[start:start + CHARTS_PER_ROW], strict=False):
+        for column, (chart, signals) in zip(columns, charts[start:start + CHARTS_PER_ROW],
+                                            strict=False):
             column.altair_chart(chart, width="stretch")
+            with column:
+                download_menu(_chart_export(monitor, selection, frame, signals, time_range, now),
+                              f"cross-system_{signals[0]}", key=f"cross_system.{signals[0]}")
+
+
+def _chart_export(
+    monitor: Monitor,
+    selection: Selection,
+    frame: pd.DataFrame,
+    signals: tuple[str, ...],
+    time_range: TimeRange,
+    now: float,
+) -> Callable[[], Export]:
+    def build() -> Export:
+        shown = frame[frame["signal"].isin(signals)]
+        return frame_export(shown, monitor, selection.systems,
+                            signal_definitions(signals, monitor.source, selection.systems,
+                                               time_range), time_range,
+                            "displayed", now)
+
+    return build
 
 
 if __name__ == "__main__":  # Streamlit runs each page script as __main__

@@ -2,11 +2,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from lib.config import DEFAULT_THRESHOLDS, Settings, StorageSettings, TargetConfig, Thresholds
 from tests.support.fault_server import FaultServer
+
+if TYPE_CHECKING:
+    from tests.support.platform_run import PlatformRun
+
+PLATFORM_HOUR_START = 1_700_002_800.0  # 2023-11-14 23:00 UTC, a whole hour
 
 
 @pytest.fixture
@@ -27,3 +33,14 @@ def make_settings(urls: dict[str, str], data_dir: Path, **overrides: float) -> S
         for system, url in urls.items()
     )
     return Settings(targets=targets, storage=StorageSettings(data_dir=data_dir), **overrides)
+
+
+@pytest.fixture(scope="session")
+def platform_hour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformRun]:
+    """The simulated platform scraped every 15 s from PLATFORM_HOUR_START for one hour."""
+    from tests.support.platform_run import start_platform_run  # it imports make_settings
+
+    run = start_platform_run(tmp_path_factory.mktemp("platform_hour"), PLATFORM_HOUR_START)
+    run.scrape_until(PLATFORM_HOUR_START + 3600.0)
+    yield run
+    run.stop()

@@ -17,9 +17,21 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from lib.breakdowns import (
+    DEFAULT_QUANTILES,
+    BreakdownKind,
+    breakdown_frame,
+    gauge_at,
+    group_samples,
+    increase_between,
+    quantile_frame,
+    quantiles_by,
+    rates_at,
+    sum_by,
+)
 from lib.signals import histogram_quantile
 from lib.sources.base import FRESHNESS_ATTR, Freshness, Snapshot, empty_frame, signal_frame
-from lib.store import ROLLUP_RESOLUTIONS, AggregateSeries, Store, TargetRecord
+from lib.store import ROLLUP_RESOLUTIONS, SAMPLE_ROLLUP, AggregateSeries, Store, TargetRecord
 from lib.timerange import TimeRange
 
 LOOKBACK_S = 300.0
@@ -103,6 +115,77 @@ class EmbeddedSource:
 
     def _records(self) -> dict[str, TargetRecord]:
         return {record.system: record for record in self.store.targets()}
+
+    def breakdown(
+        self,
+        system: str,
+        metric: str,
+        by: Sequence[str],
+        kind: BreakdownKind,
+        time_range: TimeRange,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    ) -> pd.DataFrame:
+        """Return `metric` of `system` grouped by the labels `by` (see lib.breakdowns).
+
+        Steps finer than 5 minutes read every scrape from `samples`; coarser steps read the
+        5-minute roll-up `samples_5m`, which is also kept longer.
+        """
+        rollup = time_range.step >= SAMPLE_ROLLUP
+        spacing = float(SAMPLE_ROLLUP) if rollup else self.scrape_interval
+        slack = 1.5 * spacing
+        points = np.array(time_range.points(), dtype=float)
+        name = f"{metric}_bucket" if kind == "quantile" else metric
+        reach = LOOKBACK_S if kind == "gauge" else time_range.window + 2 * spacing
+        if kind == "increase":
+            reach = 2 * spacing
+        rows = self.store.series_samples(
+            system, name, time_range.start_s - reach, time_range.end_s, rollup
+        )
+        if kind == "increase" and rollup and rows:
+            rows = self._with_raw_edges(system, name, rows, time_range.end_s)
+        series = group_samples(rows)
+
+        if kind == "rate":
+            values = [rates_at(s, points, time_range.window, slack) for s in series]
+            frame = breakdown_frame(points, sum_by(series, by, values), by)
+        elif kind == "gauge":
+            lookback = max(LOOKBACK_S, 2 * spacing)
+            values = [gauge_at(s, points, lookback) for s in series]
+            frame = breakdown_frame(points, sum_by(series, by, values), by)
+        elif kind == "quantile":
+            groups = quantiles_by(series, by, points, time_range.window, slack, quantiles)
+            frame = quantile_frame(points, groups, by)
+        elif kind == "increase":
+            end = np.array([time_range.end_s])
+            values = [np.array([increase_between(s, time_range.start_s, time_range.end_s)])
+                      for s in series]
+            frame = breakdown_frame(end, sum_by(series, by, values), by)
+            inside = [float(s.ts[s.ts >= time_range.start_s - slack].min()) for s in series
+                      if (s.ts >= time_range.start_s - slack).any()]
+            frame.attrs["covered_since"] = max(min(inside), time_range.start_s) if inside \
+                else None
+        else:
+            raise ValueError(f"unknown breakdown kind {kind!r}")
+
+        frame.attrs.update(time_range=time_range, metric=metric, by=tuple(by), kind=kind)
+        return frame
+
+    def _with_raw_edges(
+        self, system: str, name: str, rows: list[tuple[str, float, float]], end: float
+    ) -> list[tuple[str, float, float]]:
+        """Add the raw samples of the first roll-up bucket and of the 5 minutes before `end`
+        to roll-up `rows`.
+
+        A roll-up bucket keeps its last sample, so without the raw ones an increase would miss
+        the first bucket's own increase and end at the last bucket before `end`. Raw samples
+        past their retention are absent, and then the roll-up alone counts.
+        """
+        first = min(ts for _, ts, _ in rows)
+        head = self.store.series_samples(system, name, first - SAMPLE_ROLLUP, first, False)
+        tail = self.store.series_samples(system, name, end - SAMPLE_ROLLUP, end, False)
+        merged = {(labels, ts): value for labels, ts, value in rows}
+        merged.update({(labels, ts): value for labels, ts, value in (*head, *tail)})
+        return [(labels, ts, value) for (labels, ts), value in sorted(merged.items())]
 
     def availability(self, system: str, time_range: TimeRange) -> float | None:
         """Return the share of successful scrapes in the range, None without scrapes."""

@@ -1,0 +1,9 @@
+"""AutoMatrix page: the system's own metrics by label, with top-N tables and downloads."""
+
+from __future__ import annotations
+
+from lib.system_views import AUTOMATRIX
+from pages.system_detail import show_system
+
+if __name__ == "__main__":  # Streamlit runs each page script as __main__
+    show_system(AUTOMATRIX)

@@ -1,0 +1,9 @@
+"""RelayCore page: the system's own metrics by label, with top-N tables and downloads."""
+
+from __future__ import annotations
+
+from lib.system_views import RELAYCORE
+from pages.system_detail import show_system
+
+if __name__ == "__main__":  # Streamlit runs each page script as __main__
+    show_system(RELAYCORE)
