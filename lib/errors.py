@@ -63,3 +63,19 @@ class FetchError(MonitorError):
     def describe(self, name: str) -> str:
         """Return a sentence for the page: what failed on `name` and what to check."""
         return f"{name}: {self.detail}. What to check: {self.hint}."
+
+
+class AccessDeniedError(MonitorError, PermissionError):
+    """`user` may not perform `action`; only operators acknowledge alerts."""
+
+    def __init__(self, user: str, action: str) -> None:
+        self.user = user
+        self.action = action
+        super().__init__(
+            f"{user!r} may not {action}: only operators may; ask an administrator to list this "
+            "user or one of their groups under [auth] operators or operator_groups"
+        )
+
+
+class AlertError(MonitorError):
+    """An alert operation was invalid (unknown alert, empty comment, expiry in the past)."""

@@ -11,12 +11,16 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import pandas as pd
 
+from lib.alerts.alertmanager import AlertmanagerAlerts, AlertmanagerAPI, Deliverer
+from lib.alerts.embedded import ALERTS_FILE, EmbeddedAlerts, RuleEvaluator
+from lib.alerts.outbox import OUTBOX_FILE, Outbox
+from lib.alerts.service import Alerts
 from lib.collector import Collector
 from lib.config import Settings, load_settings
 from lib.health import Status, judge
@@ -84,10 +88,12 @@ class TargetStatus:
 class Monitor:
     """Reads signals, health and targets for the configured systems from one source."""
 
-    def __init__(self, settings: Settings, source: Source, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, source: Source, store: Store | None = None,
+                 alerts: Alerts | None = None) -> None:
         self.settings = settings
         self.source = source
         self.store = store
+        self.alerts = alerts
 
     @property
     def source_label(self) -> str:
@@ -189,6 +195,7 @@ class Runtime:
     def __init__(self) -> None:
         self.platform: Any = None
         self.collector: Collector | None = None
+        self.deliverer: Deliverer | None = None
         self._lock_file: IO[str] | None = None
 
     def acquire_collector_lock(self, settings: Settings) -> bool:
@@ -211,6 +218,8 @@ class Runtime:
         """Stop the collector and the simulated platform and release the lock."""
         if self.collector is not None:
             self.collector.stop()
+        if self.deliverer is not None:
+            self.deliverer.stop()
         if self.platform is not None:
             self.platform.stop()
         if self._lock_file is not None:
@@ -223,17 +232,52 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
     platform and the collector when this process holds the data directory's lock."""
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.storage.data_dir / STORE_FILE)
+    source = EmbeddedSource(store, settings.scrape_interval)
     runtime = Runtime()
+    alerts, evaluator = _build_alerts(settings, source, runtime, start_background)
     if start_background and runtime.acquire_collector_lock(settings):
         if settings.simulator.enabled:
             runtime.platform = _start_simulated_platform(settings)
-        runtime.collector = Collector(settings, store, make_client())
+        after_cycle = evaluator.evaluate if evaluator is not None else None
+        runtime.collector = Collector(settings, store, make_client(), after_cycle=after_cycle)
         runtime.collector.start()
     elif start_background:
         log.info("another process runs the collector for %s; reading only",
                  settings.storage.data_dir)
-    source = EmbeddedSource(store, settings.scrape_interval)
-    return Monitor(settings, source, store), runtime
+    return Monitor(settings, source, store, alerts), runtime
+
+
+def _build_alerts(
+    settings: Settings, source: EmbeddedSource, runtime: Runtime, start_background: bool
+) -> tuple[Alerts, RuleEvaluator | None]:
+    """Return the alerts facade and, for the embedded backend, the rule evaluator that the
+    collector runs after each scrape cycle."""
+    data_dir = settings.storage.data_dir
+    if settings.alerts.backend == "alertmanager":
+        api = AlertmanagerAPI(settings.alerts.alertmanager_url, make_client(),
+                              settings.alerts.alertmanager_timeout)
+        backend = AlertmanagerAlerts(api, Outbox(data_dir / OUTBOX_FILE))
+        if start_background:
+            # Every process delivers; leases on the entries keep two from sending one twice.
+            runtime.deliverer = Deliverer(backend)
+            runtime.deliverer.start()
+        return Alerts(backend), None
+
+    embedded = EmbeddedAlerts(data_dir / ALERTS_FILE)
+    return Alerts(embedded), RuleEvaluator(settings, embedded, current_values(source, settings))
+
+
+def current_values(
+    source: EmbeddedSource, settings: Settings
+) -> Callable[[str, float], dict[str, float]]:
+    """Return a function giving one system's current signal values, as the Overview shows them."""
+    interval = settings.scrape_interval
+
+    def values_of(system: str, now: float) -> dict[str, float]:
+        time_range = TimeRange.between(now - interval, now, interval)
+        return source.snapshot(system, time_range, now).values
+
+    return values_of
 
 
 def _start_simulated_platform(settings: Settings) -> Any:
