@@ -149,7 +149,7 @@ class AlertmanagerAlerts:
     def deliver_alert(self, alert_id: str, now: float) -> AckResult:
         """Deliver the pending entries of one alert in order; stop at the first failure."""
         for entry in self.outbox.pending(alert_id):
-            error = self.deliver(entry.id, now)
+            _, error = self.deliver(entry.id, now)
             if error is not None:
                 return AckResult(alert_id, delivered=False, error=error)
         left = self.outbox.pending(alert_id)
@@ -166,32 +166,36 @@ class AlertmanagerAlerts:
             if entry.alert_id in blocked or entry.next_attempt_at > now:
                 blocked.add(entry.alert_id)
                 continue
-            if self.deliver(entry.id, now) is None:
-                delivered += 1
-            else:
+            sent, error = self.deliver(entry.id, now)
+            delivered += sent
+            if not sent:
                 blocked.add(entry.alert_id)
         return delivered
 
-    def deliver(self, entry_id: int, now: float) -> str | None:
-        """Send one entry; return None when it is delivered (or another process has it),
-        else the failure, and schedule the retry."""
+    def deliver(self, entry_id: int, now: float) -> tuple[bool, str | None]:
+        """Send one entry and return (delivered, failure).
+
+        (False, None) means another process holds the entry's lease or has delivered it. After a
+        failure the entry stays pending with its next attempt scheduled, unless Alertmanager
+        rejected it as invalid.
+        """
         entry = self.outbox.claim(entry_id, now, LEASE_S)
         if entry is None:
-            return None
+            return False, None
         try:
             silence_id = self._send(entry, now)
         except FetchError as error:
-            return self._on_failure(entry, error, now)
+            return False, self._on_failure(entry, error, now)
         except _Undeliverable as error:
             self.outbox.mark_failed(entry.id, str(error))
             log.warning("outbox entry %d (%s of alert %s) cannot be delivered: %s",
                         entry.id, entry.action, entry.alert_id, error)
-            return str(error)
+            return False, str(error)
         self.outbox.mark_delivered(entry.id, silence_id, time.time())
         log.info("outbox entry %d delivered: %s of alert %s by %r (silence %s, attempt %d)",
                  entry.id, entry.action, entry.alert_id, entry.created_by, silence_id,
                  entry.attempts + 1)
-        return None
+        return True, None
 
     def _on_failure(self, entry: OutboxEntry, error: FetchError, now: float) -> str:
         message = f"Alertmanager at {self.api.base_url} failed: {error.detail}"

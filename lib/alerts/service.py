@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 from lib.alerts.model import Acknowledgement, AckResult, Alert
@@ -70,38 +70,34 @@ class Alerts:
             self.backend, "pending_entries", None)
         return pending() if pending is not None else []
 
-    def acknowledge(self, alert_id: str, user: User, comment: str,
+    # The changes take the alert as the page last read it, not its id, so that an operator can
+    # acknowledge while Alertmanager cannot be read; the outbox then delivers the change.
+
+    def acknowledge(self, alert: Alert, user: User, comment: str,
                     expires_at: float) -> AckResult:
-        """Acknowledge the firing alert `alert_id` as `user` until `expires_at` (epoch s)."""
+        """Acknowledge `alert` as `user` until `expires_at` (epoch seconds)."""
         require_operator(user, "acknowledge alerts")
         now = self.clock()
         comment = _checked_comment(comment)
         _check_expiry(expires_at, now)
         _check_author(user)
-        alert = self._find(alert_id, now)
         return self.backend.acknowledge(alert, Acknowledgement(user.name, now, comment,
                                                                expires_at))
 
-    def extend(self, alert_id: str, user: User, expires_at: float) -> AckResult:
-        """Move the expiry of the alert's acknowledgement to `expires_at` (epoch s)."""
+    def extend(self, alert: Alert, user: User, expires_at: float) -> AckResult:
+        """Move the expiry of the alert's acknowledgement to `expires_at` (epoch seconds)."""
         require_operator(user, "extend acknowledgements")
         now = self.clock()
         _check_expiry(expires_at, now)
         _check_author(user)
-        return self.backend.extend(self._find(alert_id, now), user.name, expires_at, now)
+        return self.backend.extend(alert, user.name, expires_at, now)
 
-    def remove(self, alert_id: str, user: User) -> AckResult:
+    def remove(self, alert: Alert, user: User) -> AckResult:
         """Remove the alert's acknowledgement, so that it fires unacknowledged again."""
         require_operator(user, "remove acknowledgements")
         now = self.clock()
         _check_author(user)
-        return self.backend.remove(self._find(alert_id, now), user.name, now)
-
-    def _find(self, alert_id: str, now: float) -> Alert:
-        for alert in self.backend.active(now):
-            if alert.id == alert_id:
-                return alert
-        raise AlertError(f"alert {alert_id!r} is not firing (any more); reload the page")
+        return self.backend.remove(alert, user.name, now)
 
 
 def _checked_comment(comment: str) -> str:
@@ -125,7 +121,3 @@ def _check_expiry(expires_at: float, now: float) -> None:
 def _check_author(user: User) -> None:
     if not user.name.strip():
         raise AlertError("a name is required: say who acknowledges")
-
-
-def by_id(alerts: Sequence[Alert]) -> dict[str, Alert]:
-    return {alert.id: alert for alert in alerts}
