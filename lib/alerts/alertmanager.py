@@ -96,6 +96,7 @@ class AlertmanagerAlerts:
         self.api = api
         self.outbox = outbox
         self.label = f"Alertmanager ({api.base_url})"
+        self.keeps_history = False
         self._retry = random.Random()
 
     # -- reading -------------------------------------------------------------------------------

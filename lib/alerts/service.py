@@ -52,6 +52,11 @@ class Alerts:
     def label(self) -> str:
         return self.backend.label
 
+    @property
+    def keeps_history(self) -> bool:
+        """Whether `resolved` can return anything (Alertmanager keeps no resolved alerts)."""
+        return bool(getattr(self.backend, "keeps_history", True))
+
     def active(self) -> list[Alert]:
         """Return the firing alerts (silenced ones included), most severe and oldest first."""
         alerts = self.backend.active(self.clock())
