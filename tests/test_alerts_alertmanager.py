@@ -218,3 +218,38 @@ def test_viewer_is_refused(alertmanager: AlertmanagerServer, tmp_path: Path) -> 
         alerts.extend(alert, VIEWER, time.time() + 7200)
     assert alerts.pending_deliveries() == []
     assert alertmanager.silences() == []
+
+
+def test_background_deliverer_retries(alertmanager: AlertmanagerServer, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from lib.config import AlertSettings, SimulatorSettings
+    from lib.monitor import build_monitor
+    from tests.conftest import make_settings
+
+    settings = replace(
+        make_settings({"relaycore": "http://127.0.0.1:9/metrics"}, tmp_path / "data"),
+        simulator=SimulatorSettings(enabled=False),
+        alerts=AlertSettings(backend="alertmanager", alertmanager_url=alertmanager.url,
+                             alertmanager_timeout=2.0),
+    )
+    monitor, runtime = build_monitor(settings)
+    try:
+        assert runtime.deliverer is not None
+        assert monitor.alerts is not None
+        alertmanager.stop()
+        alert = Alert(fingerprint(LABELS), "relaycore", "HighErrorRate", "critical", "errors",
+                      AlertState.FIRING, time.time(), LABELS)
+        result = monitor.alerts.acknowledge(alert, OPERATOR, "background", time.time() + 600)
+        assert not result.delivered
+
+        alertmanager.start()
+        deadline = time.monotonic() + 20
+        while monitor.alerts.pending_deliveries():
+            assert time.monotonic() < deadline, "the deliverer did not deliver in 20 s"
+            time.sleep(0.2)
+        silences = alertmanager.active_silences()
+        assert [(s["createdBy"], s["comment"]) for s in silences] == [
+            ("alice@example.com", "background")]
+    finally:
+        runtime.stop()

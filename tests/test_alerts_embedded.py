@@ -141,3 +141,37 @@ def test_outage_resolves(run: Run) -> None:
     assert len(resolved) == 1
     assert resolved[0].started_at >= OUTAGE[0] + 60
     assert run.alerts.firing_counts()["relaycore"] == 0
+
+
+def test_extend_and_remove(tmp_path: Path) -> None:
+    backend = EmbeddedAlerts(tmp_path / "alerts.sqlite")
+    clock = [T0]
+    alerts = Alerts(backend, clock=lambda: clock[0])
+    labels = {"alertname": "SystemDown", "system": "relaycore", "severity": "critical"}
+    from lib.alerts.model import Alert, fingerprint
+    alert = Alert(fingerprint(labels), "relaycore", "SystemDown", "critical", "down",
+                  AlertState.FIRING, T0, labels)
+
+    alerts.acknowledge(alert, OPERATOR, "rebooting", T0 + 600)
+    assert alerts.extend(alert, OPERATOR, T0 + 7200).delivered
+    ack = backend._acknowledgements(T0)[alert.id]
+    assert ack.expires_at == T0 + 7200
+    assert ack.acknowledged_by == "olga"
+
+    assert alerts.remove(alert, OPERATOR).delivered
+    assert backend._acknowledgements(T0) == {}
+    assert not alerts.extend(alert, OPERATOR, T0 + 9000).delivered
+
+
+def test_state_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.sqlite"
+    first = EmbeddedAlerts(path)
+    from lib.alerts.model import Alert, fingerprint
+    labels = {"alertname": "SystemDown", "system": "relaycore", "severity": "critical"}
+    alert = Alert(fingerprint(labels), "relaycore", "SystemDown", "critical", "down",
+                  AlertState.FIRING, T0, labels)
+    Alerts(first, clock=lambda: T0).acknowledge(alert, OPERATOR, "kept", T0 + 600)
+    first.close()
+
+    second = EmbeddedAlerts(path)
+    assert second._acknowledgements(T0)[alert.id].comment == "kept"
