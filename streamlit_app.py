@@ -25,7 +25,7 @@ def main() -> None:
         st.error(f"Platform Monitor could not start: {escape_markdown(str(error))}")
         st.stop()
 
-    # The gate comes before navigation, so that a visitor who is not logged in sees no page.
+    # The gate comes before navigation, so that no page renders for a visitor who is not logged in.
     user = require_login(monitor.settings)
     remember(user)
 

@@ -43,7 +43,7 @@ class Role(StrEnum):
 
 
 class AuthMode(StrEnum):
-    """How users log in: OpenID Connect, the password list, or not at all."""
+    """Login method: OpenID Connect, the password list, or none."""
 
     OIDC = "oidc"
     PASSWORD = "password"  # noqa: S105 - the name of a login method, not a secret

@@ -80,7 +80,7 @@ class StorageSettings:
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """Where alerts come from: rules evaluated by the app, or an Alertmanager's API v2."""
+    """Alert source: rules evaluated by the app, or an Alertmanager's API v2."""
 
     backend: str = "embedded"  # "embedded" or "alertmanager"
     alertmanager_url: str = "http://127.0.0.1:9093"
@@ -100,8 +100,8 @@ class PasswordUser:
 
 @dataclass(frozen=True)
 class AuthSettings:
-    """Who may acknowledge alerts, and the users of the password login (empty = no password
-    login). OpenID Connect is configured in .streamlit/secrets.toml, as Streamlit reads it."""
+    """Operators allowed to acknowledge alerts, and the users of the password login (empty
+    means no password login). OpenID Connect is configured in .streamlit/secrets.toml."""
 
     # E-mail addresses or user names, and groups, whose members may acknowledge alerts.
     operators: tuple[str, ...] = ()

@@ -2,7 +2,7 @@
 
 With `[auth]` in .streamlit/secrets.toml, Streamlit's OpenID Connect login (`st.login`) gates
 every page. Otherwise, with users under `[[auth.users]]` in the configuration, a password form
-does. With neither, the app serves 127.0.0.1 only and each acknowledgement asks for a name.
+does. With neither, the app serves 127.0.0.1 only and the acknowledge form requests a name.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def current_mode(settings: Settings) -> AuthMode:
 
 
 def require_login(settings: Settings) -> User | None:
-    """Return the logged-in user, or None with auth off; show only the login and stop the run
-    while nobody is logged in."""
+    """Return the logged-in user, or None with auth off. While no user is logged in, show only
+    the login and stop the run."""
     mode = current_mode(settings)
     if mode is AuthMode.OFF:
         return None

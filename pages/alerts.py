@@ -76,8 +76,8 @@ def show_alerts() -> None:
 
 
 def _read_active(service: Alerts) -> list[Alert]:
-    """Return the firing alerts; when the backend cannot be read, the last ones read in this
-    session, so that an operator can still acknowledge (the outbox delivers it later)."""
+    """Return the firing alerts, or the last ones read in this session when the backend
+    cannot be read. An operator can then still acknowledge, and the outbox delivers it later."""
     try:
         active = service.active()
     except MonitorError as error:
@@ -222,7 +222,7 @@ def _change_forms(service: Alerts, alert: Alert, user: User | None) -> None:
 
 
 def _name_input(user: User | None, form: str) -> str:
-    """Ask for a name when nobody is logged in; return the typed name or ''."""
+    """Ask for a name when no user is logged in; return the typed name or ''."""
     if user is not None:
         return ""
     return st.text_input("Your name (auth is off)", key=f"{KEY}{form}_name")

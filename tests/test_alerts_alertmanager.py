@@ -136,7 +136,7 @@ def test_outage_ack_survives_restart(alertmanager: AlertmanagerServer, tmp_path:
     assert result.error is not None and "refused" in result.error
     assert len(alerts.pending_deliveries()) == 1
 
-    # An app restart: a new backend on the same files still holds the acknowledgement.
+    # An app restart: a new backend on the same files still has the acknowledgement.
     restarted = make_alerts(alertmanager, tmp_path)
     pending = restarted.pending_deliveries()
     assert [(p.created_by, p.comment) for p in pending] == [("alice@example.com",
@@ -170,7 +170,7 @@ def test_uncertain_attempt_posts_no_duplicate(alertmanager: AlertmanagerServer,
     outbox = backend(alerts).outbox
     now = time.time()
     expires_at = now + 3600
-    # Stage an attempt whose answer was lost: the silence exists, the outbox has no id for it.
+    # Stage an attempt whose response was lost: the silence exists, the outbox has no id for it.
     from lib.alerts.outbox import Action
     entry_id = outbox.add(alert.id, Action.ACKNOWLEDGE, LABELS, "alice@example.com", "lost",
                           now, expires_at)

@@ -45,8 +45,8 @@ class AlertmanagerAPI:
         self.client = client
         self.read_policy = FetchPolicy(connect_timeout=min(2.0, timeout), read_timeout=timeout,
                                        deadline=timeout)
-        # One attempt only: a POST whose answer was lost may still have created the silence, and
-        # the outbox, not the HTTP layer, decides how to try again.
+        # One attempt only, because a POST whose response was lost may still have created the
+        # silence. The outbox, not the HTTP layer, decides how to try again.
         self.write_policy = FetchPolicy(connect_timeout=min(2.0, timeout), read_timeout=timeout,
                                         deadline=timeout, attempts=1)
 
@@ -68,7 +68,7 @@ class AlertmanagerAPI:
         return str(reply["silenceID"])
 
     def expire_silence(self, silence_id: str) -> None:
-        """Expire a silence; one that Alertmanager no longer knows counts as expired."""
+        """Expire a silence. A silence that Alertmanager reports as not found counts as expired."""
         url = f"{self.base_url}/api/v2/silence/{silence_id}"
         response = fetch(self.client, url, policy=self.write_policy, method="DELETE",
                          accept_statuses=(404, 500))
@@ -120,7 +120,7 @@ class AlertmanagerAlerts:
         """Return no alerts: Alertmanager's API v2 lists only alerts that have not resolved.
 
         NOTE: resolved alerts in this mode would need a store of past alerts, such as
-        Prometheus's ALERTS series; the page says so.
+        Prometheus's ALERTS series. The page states that they are not shown.
         """
         return []
 
@@ -222,7 +222,7 @@ class AlertmanagerAlerts:
     def _send_acknowledge(self, entry: OutboxEntry) -> str:
         assert entry.expires_at is not None
         if entry.attempts > 0:
-            # An earlier attempt may have created the silence before its answer was lost.
+            # An earlier attempt may have created the silence before its response was lost.
             existing = self._find_silence(entry.labels, entry.created_by, entry.comment,
                                           entry.expires_at)
             if existing is not None:

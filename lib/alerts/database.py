@@ -18,7 +18,7 @@ class Database:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        # Every statement of a schema says IF NOT EXISTS, so concurrent openers agree.
+        # Every statement of a schema uses IF NOT EXISTS, so concurrent openers do not conflict.
         self.connection().executescript(schema)
 
     def connection(self) -> sqlite3.Connection:

@@ -2,8 +2,8 @@
 
 The process that runs the collector evaluates the rules after each scrape cycle
 (`RuleEvaluator.evaluate`). Every other process only reads the same file. An alert is `pending`
-while its condition holds for less than the rule's `for` time, `firing` after that, and
-`resolved` once the condition no longer holds; each firing episode is one row, kept as history.
+while its condition is true for less than the rule's `for` time, then `firing`, and `resolved`
+once the condition is false. Each firing episode is one row, kept as history.
 An acknowledgement belongs to the alert's id (its label fingerprint), so, like an Alertmanager
 silence, it also covers the alert's next episode until it expires.
 """

@@ -24,8 +24,8 @@ class Severity(StrEnum):
 class Acknowledgement:
     """Who acknowledged an alert, why, and until when (epoch seconds).
 
-    `pending` is True while the acknowledgement waits in the outbox for Alertmanager;
-    `delivery_error` then holds the last failure.
+    `pending` is True while the acknowledgement waits in the outbox for Alertmanager, and
+    `delivery_error` is then the last failure.
     """
 
     acknowledged_by: str
@@ -59,7 +59,7 @@ class Alert:
 
 @dataclass(frozen=True)
 class AckResult:
-    """What became of an acknowledgement request: delivered, or kept for a later retry."""
+    """Outcome of an acknowledgement change: delivered, or kept for a later retry."""
 
     alert_id: str
     delivered: bool

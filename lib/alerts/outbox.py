@@ -7,7 +7,7 @@ after an app restart. Entries of one alert are delivered in the order they were 
 
 Several processes may share the file. Before sending, a process takes a lease on the entry, so
 two processes never send the same entry at the same time. An attempt is counted before the
-request goes out, so after a crash or a timeout the next attempt knows the outcome is uncertain
+request goes out, so after a crash or a timeout the next attempt treats the outcome as uncertain
 and looks for the silence before creating another one.
 """
 
@@ -122,8 +122,11 @@ class Outbox:
         return _entry(row)
 
     def claim(self, entry_id: int, now: float, lease_seconds: float) -> OutboxEntry | None:
-        """Take the lease on a pending entry and count an attempt; return the entry as it was
-        before this attempt, or None when it is delivered, failed or leased by someone else."""
+        """Take the lease on a pending entry and count an attempt.
+
+        Return the entry as it was before this attempt, or None when it is delivered, failed or
+        leased by another process.
+        """
         with self.db.transaction() as connection:
             row = connection.execute(
                 "SELECT * FROM outbox WHERE id = ? AND state = 'pending' AND lease_until <= ?",

@@ -1,7 +1,7 @@
 """The alerts facade the pages use: one interface over the embedded and Alertmanager backends.
 
-It checks every change before a backend sees it: the user must be an operator, the comment must
-not be empty and the expiry must lie in the future.
+It checks every change before passing it to a backend: the user must be an operator, the
+comment must not be empty, and the expiry must lie in the future (within 30 days).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from lib.auth import User, require_operator
 from lib.errors import AlertError
 
 MAX_COMMENT_CHARS = 2000
-# Longest acknowledgement the form offers and the library accepts.
+# Maximum duration of an acknowledgement that the library accepts.
 MAX_EXPIRY_S = 30 * 86400.0
 
 
 class AlertBackend(Protocol):
-    """Where alerts and acknowledgements live."""
+    """Storage of alerts and acknowledgements: embedded SQLite or Alertmanager."""
 
     label: str
 
@@ -75,8 +75,8 @@ class Alerts:
             self.backend, "pending_entries", None)
         return pending() if pending is not None else []
 
-    # The changes take the alert as the page last read it, not its id, so that an operator can
-    # acknowledge while Alertmanager cannot be read; the outbox then delivers the change.
+    # The changes take the alert as the page last read it, not its id. An operator can then
+    # acknowledge while Alertmanager cannot be read, and the outbox delivers the change later.
 
     def acknowledge(self, alert: Alert, user: User, comment: str,
                     expires_at: float) -> AckResult:
