@@ -324,3 +324,50 @@ def test_overview_counts_firing(alertmanager: AlertmanagerServer, monitor: Monit
     captions = [caption.value for caption in app.caption]
     assert captions.count("Firing alerts: 2") == 1
     assert captions.count("Firing alerts: 0") == 2
+
+
+@pytest.fixture
+def embedded_monitor(tmp_path: Path) -> Iterator[Monitor]:
+    from lib.alerts.embedded import EmbeddedAlerts, RuleEvaluator
+
+    settings = make_settings({"relaycore": "http://127.0.0.1:9/metrics"}, tmp_path / "data")
+    store = Store(tmp_path / "data" / "metrics.sqlite")
+    backend = EmbeddedAlerts(tmp_path / "data" / "alerts.sqlite")
+    values = {"error_rate": 0.5, "up": 1.0}
+    evaluator = RuleEvaluator(settings, backend, lambda system, now: values)
+    now = time.time()
+    # An error burst that fired and resolved, then a system that has been down for 2 minutes.
+    for t in (now - 1200, now - 1000, now - 900):
+        evaluator.evaluate(t)
+    values.update(error_rate=0.0)
+    evaluator.evaluate(now - 600)
+    values.update(error_rate=float("nan"), up=0.0)
+    evaluator.evaluate(now - 120)
+    evaluator.evaluate(now - 30)
+    monitor = Monitor(settings, EmbeddedSource(store, 15.0), store, Alerts(backend))
+    previous = lib.monitor._MONITOR
+    lib.monitor._MONITOR = (monitor, Runtime())
+    cached_monitor.clear()
+    yield monitor
+    lib.monitor._MONITOR = previous
+    cached_monitor.clear()
+
+
+def test_embedded_page_lists_and_acknowledges(embedded_monitor: Monitor) -> None:
+    app = alerts_page()
+
+    rows = table(app)
+    assert [(row["Alert"], row["State"]) for row in rows] == [("SystemDown", "firing")]
+    resolved = table(app, 2)
+    assert sorted(row["Severity"] for row in resolved) == ["critical", "warning"]
+    assert {row["Alert"] for row in resolved} == {"HighErrorRate"}
+
+    app.text_input(key="alerts.ack_name").input("Dana")
+    app.text_area(key="alerts.comment").input("power cycling")
+    app.button[0].click().run()
+
+    assert not app.exception
+    row = table(app)[0]
+    assert row["State"] == "acknowledged"
+    assert row["Acknowledged by"] == "Dana"
+    assert row["Delivery"] == "delivered"

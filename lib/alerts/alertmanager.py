@@ -33,6 +33,9 @@ RETRY_MAX_S = 300.0
 # Longer than one delivery attempt can take, so a live lease is never taken over.
 LEASE_S = 60.0
 DELIVERER_POLL_S = 1.0
+# Delivered and failed entries are kept this long for inspection, then deleted.
+KEEP_DELIVERED_S = 30 * 86400.0
+PRUNE_EVERY_S = 3600.0
 # Alertmanager keeps endsAt to the millisecond; equal within this counts as the same expiry.
 EXPIRY_TOLERANCE_S = 1.0
 
@@ -298,9 +301,14 @@ class Deliverer:
             self._thread = None
 
     def _run(self) -> None:
+        last_prune = 0.0
         while not self._stop.is_set():
+            now = time.time()
             try:
-                self.backend.deliver_due(time.time())
+                self.backend.deliver_due(now)
+                if now - last_prune >= PRUNE_EVERY_S:
+                    self.backend.outbox.prune(now - KEEP_DELIVERED_S)
+                    last_prune = now
             except Exception:
                 # The thread must outlive any bug in one round; the entries stay in the outbox.
                 log.exception("outbox delivery round failed; retrying")
@@ -330,7 +338,10 @@ def _alert(raw: Mapping[str, Any], silences: Mapping[str, Mapping[str, Any]],
     if ack is not None and not ack.pending and ack.expires_at <= now:
         ack = None
     silenced = raw["status"]["state"] == "suppressed" and bool(raw["status"].get("silencedBy"))
-    state = AlertState.SILENCED if silenced or (ack is not None) else AlertState.FIRING
+    if pending:
+        # The latest request decides, so a pending removal shows the alert as firing.
+        silenced = ack is not None
+    state = AlertState.SILENCED if silenced or ack is not None else AlertState.FIRING
     return Alert(
         id=fingerprint(labels),
         system=labels.get("system", labels.get("job", "")),

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 ALERTS_FILE = "alerts.sqlite"
 RESOLVED_LIMIT = 500
+# A pending alert not evaluated for this long restarts its `for` time.
+STALE_PENDING_S = 300.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS episodes (
@@ -218,7 +220,14 @@ class RuleEvaluator:
             ).fetchone()
             assert row is not None
 
-        if row["state"] == "pending" and now - row["pending_since"] >= rule.for_seconds:
+        pending_since = row["pending_since"]
+        if row["state"] == "pending" and now - row["evaluated_at"] > STALE_PENDING_S:
+            # Evaluation stopped for a while (the app was down), so the condition was not seen
+            # to hold in between; the `for` time starts again.
+            pending_since = now
+            connection.execute("UPDATE episodes SET pending_since = ? WHERE episode = ?",
+                               (now, row["episode"]))
+        if row["state"] == "pending" and now - pending_since >= rule.for_seconds:
             connection.execute(
                 "UPDATE episodes SET state = 'firing', started_at = ?, summary = ?, "
                 "evaluated_at = ? WHERE episode = ?",

@@ -163,6 +163,13 @@ class Outbox:
                 (error, entry_id),
             )
 
+    def prune(self, before: float) -> int:
+        """Delete delivered and failed entries requested before `before`; return how many."""
+        with self.db.transaction() as connection:
+            return connection.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND requested_at < ?", (before,)
+            ).rowcount
+
     def close(self) -> None:
         self.db.close()
 
