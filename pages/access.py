@@ -82,7 +82,8 @@ def _password_user(settings: Settings) -> User:
 
 def _password_login(settings: Settings) -> None:
     st.title("Platform Monitor")
-    with st.form("auth.password_form"):
+    # clear_on_submit drops the typed password from the session once the form is read.
+    with st.form("auth.password_form", clear_on_submit=True):
         username = st.text_input("User name", key="auth.username")
         password = st.text_input("Password", type="password", key="auth.password")
         submitted = st.form_submit_button("Log in", type="primary")

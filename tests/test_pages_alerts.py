@@ -273,6 +273,7 @@ def test_password_gate_shows_only_login(monitor: Monitor) -> None:
     assert any("wrong" in error.value for error in app.error)
     assert len(app.metric) == 0
 
+    app.text_input(key="auth.username").input("olga")
     app.text_input(key="auth.password").input("correct horse")
     app.button[0].click().run()
     assert not app.exception
