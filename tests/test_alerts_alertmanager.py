@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -253,3 +254,76 @@ def test_background_deliverer_retries(alertmanager: AlertmanagerServer, tmp_path
             ("alice@example.com", "background")]
     finally:
         runtime.stop()
+
+
+class LosingProxy:
+    """Forward requests to Alertmanager, but respond to a POST only after `post_delay` seconds, so
+    that the client times out although Alertmanager has created the silence."""
+
+    def __init__(self, target: str, post_delay: float) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+
+        proxy = self
+        self.posts = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                reply = httpx.request(self.command, target + self.path, content=body,
+                                      headers={"Content-Type": "application/json"}, timeout=5)
+                if self.command == "POST":
+                    proxy.posts += 1
+                    time.sleep(post_delay)
+                self.send_response(reply.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply.content)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(reply.content)
+
+            do_GET = do_POST = do_DELETE = _forward  # noqa: N815
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_slow_alertmanager_no_duplicate(alertmanager: AlertmanagerServer,
+                                        tmp_path: Path) -> None:
+    proxy = LosingProxy(alertmanager.url, post_delay=2.0)
+    try:
+        api = AlertmanagerAPI(proxy.url, make_client(), timeout=0.5)
+        slow = Alerts(AlertmanagerAlerts(api, Outbox(tmp_path / "alert-outbox.sqlite")))
+        alert = Alert(fingerprint(LABELS), "relaycore", "HighErrorRate", "critical", "errors",
+                      AlertState.FIRING, time.time(), LABELS)
+        expires_at = time.time() + 3600
+
+        result = slow.acknowledge(alert, OPERATOR, "slow path", expires_at)
+
+        assert not result.delivered
+        assert result.error is not None and "timed out" in result.error
+        assert proxy.posts == 1
+        # The silence arrived, and only the response was lost.
+        assert len(alertmanager.active_silences()) == 1
+    finally:
+        proxy.stop()
+
+    # Alertmanager responds promptly again: the retry finds the silence instead of posting.
+    fast = make_alerts(alertmanager, tmp_path)
+    assert backend(fast).deliver_due(time.time() + 3600) == 1
+    silences = alertmanager.active_silences()
+    assert len(silences) == 1
+    assert silences[0]["comment"] == "slow path"
+    assert backend(fast).outbox.entries()[0].silence_id == silences[0]["id"]
