@@ -22,6 +22,7 @@ CURRENT_KEY = "auth.current"  # this run's user, whichever the login
 FAILURES_KEY = "auth.failed_logins"
 # Each failed password login in a session waits this long per earlier failure, at most 5 s.
 FAILURE_DELAY_S = 0.5
+LOOPBACK_ADDRESSES = ("127.0.0.1", "localhost", "::1")
 
 
 def oidc_configured() -> bool:
@@ -105,8 +106,16 @@ def render_user(settings: Settings, user: User | None) -> None:
     mode = current_mode(settings)
     with st.sidebar:
         if user is None:
-            st.caption("Auth is off: the app serves 127.0.0.1 only, and anyone with access "
-                       "can acknowledge alerts.")
+            address = str(st.get_option("server.address") or "")
+            if address in LOOPBACK_ADDRESSES:
+                st.caption("Auth is off: the app serves 127.0.0.1 only, and anyone with access "
+                           "can acknowledge alerts.")
+            else:
+                st.warning(escape_markdown(
+                    f"Auth is off, but the app listens on {address or 'every address'}: anyone "
+                    "who can reach it can acknowledge alerts. Configure a login, or set "
+                    "server.address to 127.0.0.1."
+                ))
             return
         role = "operator" if user.can_acknowledge else "viewer"
         st.caption(escape_markdown(f"Logged in as {user.name} ({role})"))

@@ -372,3 +372,18 @@ def test_embedded_page_lists_and_acknowledges(embedded_monitor: Monitor) -> None
     assert row["State"] == "acknowledged"
     assert row["Acknowledged by"] == "Dana"
     assert row["Delivery"] == "delivered"
+
+
+def test_auth_off_warns_off_loopback(monitor: Monitor) -> None:
+    from streamlit import config
+
+    previous = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        app = AppTest.from_file(APP, default_timeout=30).run()
+    finally:
+        config.set_option("server.address", previous)
+
+    warnings = [str(warning.value) for warning in app.sidebar.warning]
+    assert any("Auth is off" in warning for warning in warnings)
+    assert any("0\\.0\\.0\\.0" in warning for warning in warnings)
