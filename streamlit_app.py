@@ -10,6 +10,7 @@ import streamlit as st
 from lib.config import ConfigError
 from lib.errors import MonitorError
 from lib.format import escape_markdown
+from pages.access import remember, render_user, require_login
 from pages.state import cached_monitor, render_sidebar
 
 
@@ -24,6 +25,10 @@ def main() -> None:
         st.error(f"Platform Monitor could not start: {escape_markdown(str(error))}")
         st.stop()
 
+    # The gate comes before navigation, so that no page renders for a visitor who is not logged in.
+    user = require_login(monitor.settings)
+    remember(user)
+
     # Pages are files, not callables, so that AppTest.switch_page can open each of them.
     navigation = st.navigation(
         {
@@ -32,6 +37,7 @@ def main() -> None:
                         default=True),
                 st.Page("pages/cross_system.py", title="Cross-system metrics",
                         icon=":material/monitoring:", url_path="cross-system"),
+                st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
                 st.Page("pages/targets.py", title="Targets", icon=":material/lan:"),
                 st.Page("pages/export.py", title="Export", icon=":material/download:"),
             ],
@@ -45,6 +51,7 @@ def main() -> None:
         }
     )
     render_sidebar(monitor)
+    render_user(monitor.settings, user)
     navigation.run()
 
 

@@ -71,8 +71,11 @@ class Collector:
         store: Store,
         client: httpx.Client,
         clock: Clock = time.time,
+        after_cycle: Callable[[float], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Called with the cycle's time once its samples are written (the alert rules).
+        self.after_cycle = after_cycle
         self.store = store
         self.client = client
         self.clock = clock
@@ -162,6 +165,11 @@ class Collector:
         outcomes = [future.result() for future in futures]
         self._record(outcomes, waiting, ts)
         self.cycles += 1
+        if self.after_cycle is not None:
+            try:
+                self.after_cycle(ts)
+            except Exception:
+                log.exception("post-scrape step failed; the cycle's samples are stored")
 
         up = sum(1 for o in outcomes if o.error is None)
         log.info(

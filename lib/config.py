@@ -117,6 +117,37 @@ class SourceSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Alert source: rules evaluated by the app, or an Alertmanager's API v2."""
+
+    backend: str = "embedded"  # "embedded" or "alertmanager"
+    alertmanager_url: str = "http://127.0.0.1:9093"
+    # Seconds one Alertmanager request may take, retries included.
+    alertmanager_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class PasswordUser:
+    """A user of the password login; `password_hash` comes from `python -m lib.auth hash`."""
+
+    username: str
+    password_hash: str = field(repr=False)
+    email: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Operators allowed to acknowledge alerts, and the users of the password login (empty
+    means no password login). OpenID Connect is configured in .streamlit/secrets.toml."""
+
+    # E-mail addresses or user names, and groups, whose members may acknowledge alerts.
+    operators: tuple[str, ...] = ()
+    operator_groups: tuple[str, ...] = ()
+    users: tuple[PasswordUser, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the library needs to know, loaded once per process."""
 
@@ -127,6 +158,8 @@ class Settings:
     storage: StorageSettings = StorageSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     source: SourceSettings = SourceSettings()
+    alerts: AlertSettings = AlertSettings()
+    auth: AuthSettings = AuthSettings()
 
     def target(self, system: str) -> TargetConfig:
         """Return the target of `system`, raising UnknownSystemError with the known ids."""
@@ -216,7 +249,9 @@ def load_settings(
 def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     """Build settings from parsed TOML; unknown keys raise so that typos do not pass silently."""
     _reject_unknown(
-        raw, {"collector", "storage", "simulator", "ui", "targets", "source"}, "top level"
+        raw,
+        {"collector", "storage", "simulator", "ui", "targets", "source", "alerts", "auth"},
+        "top level",
     )
     source = _source(raw.get("source", {}), env)
     # Configured targets mean real systems, and a Prometheus source has its own scrapers, so the
@@ -252,6 +287,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Set
         storage=storage,
         simulator=simulator,
         source=source,
+        alerts=_alerts(raw.get("alerts", {})),
+        auth=_auth(raw.get("auth", {})),
     )
     if settings.scrape_timeout > settings.scrape_interval:
         raise ConfigError(
@@ -380,6 +417,47 @@ def _storage(section: Mapping[str, Any], env: Mapping[str, str]) -> StorageSetti
         data_dir=Path(str(data_dir)),
         raw_retention=parse_duration(section.get("raw_retention", "2d"), "raw_retention"),
         rollup_retention=parse_duration(section.get("rollup_retention", "35d"), "rollup_retention"),
+    )
+
+
+def _alerts(section: Mapping[str, Any]) -> AlertSettings:
+    _reject_unknown(section, {"backend", "alertmanager_url", "alertmanager_timeout"}, "[alerts]")
+    backend = str(section.get("backend", "embedded"))
+    if backend not in ("embedded", "alertmanager"):
+        raise ConfigError(
+            f"[alerts] backend must be 'embedded' or 'alertmanager', got {backend!r}"
+        )
+    return AlertSettings(
+        backend=backend,
+        alertmanager_url=str(section.get("alertmanager_url", AlertSettings.alertmanager_url)),
+        alertmanager_timeout=parse_duration(
+            section.get("alertmanager_timeout", 5), "[alerts] alertmanager_timeout"
+        ),
+    )
+
+
+def _auth(section: Mapping[str, Any]) -> AuthSettings:
+    _reject_unknown(section, {"operators", "operator_groups", "users"}, "[auth]")
+    users = []
+    for index, entry in enumerate(section.get("users", [])):
+        where = f"[[auth.users]] entry {index + 1}"
+        _reject_unknown(entry, {"username", "password_hash", "email", "groups"}, where)
+        for key in ("username", "password_hash"):
+            if not entry.get(key):
+                raise ConfigError(f"{where} is missing {key!r}")
+        users.append(PasswordUser(
+            username=str(entry["username"]),
+            password_hash=str(entry["password_hash"]),
+            email=str(entry["email"]) if entry.get("email") else None,
+            groups=tuple(str(group) for group in entry.get("groups", [])),
+        ))
+    names = [user.username for user in users]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"[[auth.users]] names a user twice: {names}")
+    return AuthSettings(
+        operators=tuple(str(name) for name in section.get("operators", [])),
+        operator_groups=tuple(str(group) for group in section.get("operator_groups", [])),
+        users=tuple(users),
     )
 
 

@@ -120,3 +120,18 @@ def redact_url(url: str) -> str:
     host = parts.netloc.rpartition("@")[2]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+class AccessDeniedError(MonitorError, PermissionError):
+    """`user` may not perform `action`; only operators acknowledge alerts."""
+
+    def __init__(self, user: str, action: str) -> None:
+        self.user = user
+        self.action = action
+        super().__init__(
+            f"{user!r} may not {action}: only operators may; ask an administrator to list this "
+            "user or one of their groups under [auth] operators or operator_groups"
+        )
+
+
+class AlertError(MonitorError):
+    """An alert operation was invalid (unknown alert, empty comment, expiry in the past)."""

@@ -69,11 +69,13 @@ def fetch(
     method: str = "GET",
     data: dict[str, str] | None = None,
     accept_statuses: tuple[int, ...] = (),
+    json_body: object = None,
 ) -> Response:
     """Fetch `url` with retries; raise FetchError with a plain reason on failure.
 
     A status in `accept_statuses` is returned instead of raised, for APIs (such as Prometheus's)
-    whose error responses carry a JSON body worth reading.
+    whose error responses carry a JSON body worth reading. `json_body`, when given, is sent
+    as the JSON request body.
     """
     policy = policy or FetchPolicy()
     started = time.monotonic()
@@ -101,7 +103,7 @@ def fetch(
             try:
                 return _fetch_once(
                     client, url, policy, remaining, headers, auth, params, method, data,
-                    accept_statuses,
+                    accept_statuses, json_body,
                 )
             except FetchError as exc:
                 clipped = remaining < min(policy.connect_timeout, policy.read_timeout)
@@ -134,6 +136,7 @@ def _fetch_once(
     method: str,
     data: dict[str, str] | None,
     accept_statuses: tuple[int, ...],
+    json_body: object = None,
 ) -> Response:
     started = time.monotonic()
     timeout = httpx.Timeout(
@@ -142,7 +145,7 @@ def _fetch_once(
     try:
         with client.stream(
             method, url, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT, params=params,
-            data=data, timeout=timeout,
+            data=data, json=json_body, timeout=timeout,
         ) as response:
             _check_status(url, response, accept_statuses)
             body = _read_capped(url, response, policy.max_bytes, started + remaining)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import fcntl
 import functools
 import logging
+import math
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,10 @@ from typing import IO, Any
 
 import pandas as pd
 
+from lib.alerts.alertmanager import AlertmanagerAlerts, AlertmanagerAPI, Deliverer
+from lib.alerts.embedded import ALERTS_FILE, EmbeddedAlerts, RuleEvaluator
+from lib.alerts.outbox import OUTBOX_FILE, Outbox
+from lib.alerts.service import Alerts
 from lib.breakdowns import BreakdownSource
 from lib.cache import CACHE_DIR, Guarded, Job, LastGood, ResultCache, cache_key
 from lib.collector import Collector
@@ -105,7 +111,7 @@ class Monitor:
 
     `cache` keeps the last good result of each query; without it a failed fetch shows no data.
     Each system's fetch gets `time_limit` seconds, by default `settings.scrape_timeout`.
-    `clock` returns epoch seconds.
+    `clock` returns epoch seconds. `alerts` reads and acknowledges alerts, when configured.
     """
 
     def __init__(
@@ -116,11 +122,13 @@ class Monitor:
         clock: Callable[[], float] = time.time,
         cache: ResultCache | None = None,
         time_limit: float | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
         self.store = store
         self.clock = clock
+        self.alerts = alerts
         limit = settings.scrape_timeout if time_limit is None else time_limit
         self.last_good = LastGood(cache, limit, clock)
 
@@ -342,12 +350,44 @@ def _value(values: dict[str, float], name: str) -> float | None:
     return value
 
 
+class PeriodicTask:
+    """Call `task` every `interval` seconds in a daemon thread until `stop()`; an exception is
+    logged and the next call goes ahead."""
+
+    def __init__(self, task: Callable[[], object], interval: float) -> None:
+        self.task = task
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="periodic-task", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+    def _run(self) -> None:
+        last_logged = -math.inf
+        while not self._stop.wait(self.interval):
+            try:
+                self.task()
+            except Exception as exc:  # noqa: BLE001 - the task must run again next interval
+                # A source that is down fails every interval; log it once per five minutes.
+                if time.monotonic() - last_logged >= 300:
+                    log.warning("periodic task %r failed, trying again every %g s: %s",
+                                self.task, self.interval, exc)
+                    last_logged = time.monotonic()
+
+
 class Runtime:
     """The background parts of one process: simulated platform, collector and their lock."""
 
     def __init__(self) -> None:
         self.platform: Any = None
         self.collector: Collector | None = None
+        self.deliverer: Deliverer | None = None
+        self.evaluator_thread: PeriodicTask | None = None
         self._lock_file: IO[str] | None = None
 
     def acquire_collector_lock(self, settings: Settings) -> bool:
@@ -370,6 +410,10 @@ class Runtime:
         """Stop the collector and the simulated platform and release the lock."""
         if self.collector is not None:
             self.collector.stop()
+        if self.deliverer is not None:
+            self.deliverer.stop()
+        if self.evaluator_thread is not None:
+            self.evaluator_thread.stop()
         if self.platform is not None:
             self.platform.stop()
         if self._lock_file is not None:
@@ -389,11 +433,14 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.storage.data_dir / STORE_FILE)
     cache = ResultCache(settings.storage.data_dir / CACHE_DIR)
+    source = EmbeddedSource(store, settings.scrape_interval)
     runtime = Runtime()
+    alerts, evaluator = _build_alerts(settings, source, runtime, start_background)
     if start_background and runtime.acquire_collector_lock(settings):
         if settings.simulator.enabled:
             runtime.platform = _start_simulated_platform(settings)
-        runtime.collector = Collector(settings, store, make_client())
+        after_cycle = evaluator.evaluate if evaluator is not None else None
+        runtime.collector = Collector(settings, store, make_client(), after_cycle=after_cycle)
         if settings.simulator.enabled and settings.simulator.backfill > 0:
             runtime.collector.start(before=_backfill_task(settings, runtime.collector))
         else:
@@ -401,8 +448,7 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
     elif start_background:
         log.info("another process runs the collector for %s; reading only",
                  settings.storage.data_dir)
-    source = EmbeddedSource(store, settings.scrape_interval)
-    return Monitor(settings, source, store, cache=cache), runtime
+    return Monitor(settings, source, store, cache=cache, alerts=alerts), runtime
 
 
 def _backfill_task(settings: Settings, collector: Collector) -> Callable[[], object]:
@@ -429,8 +475,47 @@ def _build_prometheus_monitor(
     # The Prometheus source keeps no store, so the result cache is the only last good data.
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     cache = ResultCache(settings.storage.data_dir / CACHE_DIR)
+    alerts, evaluator = _build_alerts(settings, source, runtime, start_background)
+    if evaluator is not None and start_background:
+        # No collector runs in this mode, so a thread evaluates the rules each scrape interval.
+        runtime.evaluator_thread = PeriodicTask(evaluator.evaluate, settings.scrape_interval)
+        runtime.evaluator_thread.start()
     log.info("reading signals from %s", source.label)
-    return Monitor(settings, source, cache=cache), runtime
+    return Monitor(settings, source, cache=cache, alerts=alerts,
+                   time_limit=settings.source.timeout), runtime
+
+
+def _build_alerts(
+    settings: Settings, source: Source, runtime: Runtime, start_background: bool
+) -> tuple[Alerts, RuleEvaluator | None]:
+    """Return the alerts facade and, for the embedded backend, the rule evaluator that the
+    collector runs after each scrape cycle."""
+    data_dir = settings.storage.data_dir
+    if settings.alerts.backend == "alertmanager":
+        api = AlertmanagerAPI(settings.alerts.alertmanager_url, make_client(),
+                              settings.alerts.alertmanager_timeout)
+        backend = AlertmanagerAlerts(api, Outbox(data_dir / OUTBOX_FILE))
+        if start_background:
+            # Every process delivers; leases on the entries keep two from sending one twice.
+            runtime.deliverer = Deliverer(backend)
+            runtime.deliverer.start()
+        return Alerts(backend), None
+
+    embedded = EmbeddedAlerts(data_dir / ALERTS_FILE)
+    return Alerts(embedded), RuleEvaluator(settings, embedded, current_values(source, settings))
+
+
+def current_values(
+    source: Source, settings: Settings
+) -> Callable[[str, float], dict[str, float]]:
+    """Return a function giving one system's current signal values, as the Overview shows them."""
+    interval = settings.scrape_interval
+
+    def values_of(system: str, now: float) -> dict[str, float]:
+        time_range = TimeRange.between(now - interval, now, interval)
+        return source.snapshot(system, time_range, now).values
+
+    return values_of
 
 
 def _start_simulated_platform(settings: Settings) -> Any:
@@ -468,6 +553,15 @@ def configure_logging() -> None:
     # httpx logs every request at INFO with its full URL, a password in it included. The
     # collector logs one line per cycle and every failure itself, with passwords redacted.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def reset_monitor() -> None:
+    """Stop the background parts of this process's monitor and forget it, so that the next
+    `get_monitor()` builds a new one (for tests that change the configuration)."""
+    global _MONITOR
+    if _MONITOR is not None:
+        _MONITOR[1].stop()
+    _MONITOR = None
 
 
 def get_monitor() -> Monitor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
 
@@ -59,10 +60,29 @@ def _render_cards(monitor: Monitor, selection: Selection) -> None:
 
     st.caption(escape_markdown(f"{time_range.describe()} · updated {format_timestamp(now)}"))
     colours = {system.id: system.colour for system in monitor.systems()}
+    firing = _firing_counts(monitor)
     for row in _chunks(healths, CARDS_PER_ROW):
         for column, health in zip(st.columns(CARDS_PER_ROW), row, strict=False):
             with column, st.container(border=True):
                 _render_card(health, colours.get(health.system, FALLBACK_COLOUR), now)
+                _render_firing(firing, health.system)
+
+
+def _firing_counts(monitor: Monitor) -> Counter[str] | None:
+    """Return firing alerts per system, None when the alerts cannot be read."""
+    if monitor.alerts is None:
+        return None
+    try:
+        return monitor.alerts.firing_counts()
+    except MonitorError:
+        return None
+
+
+def _render_firing(firing: Counter[str] | None, system: str) -> None:
+    if firing is None:
+        st.caption("Firing alerts: could not be read.")
+        return
+    st.caption(f"Firing alerts: {firing[system]}")
 
 
 def _render_card(health: SystemHealth, colour: str, now: float) -> None:

@@ -118,6 +118,7 @@ def app_config(
     monkeypatch.setattr(lib.monitor, "_MONITOR", None)
     st.cache_resource.clear()
     yield prometheus.url
+    lib.monitor.reset_monitor()
     st.cache_resource.clear()
 
 
