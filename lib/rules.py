@@ -96,20 +96,20 @@ def rules_for(target: TargetConfig) -> list[AlertRule]:
     t = target.thresholds
     name, system = target.display_name, target.system
     rules = [
-        AlertRule("SystemDown", system, name, "up", "==", 0.0, 60.0, "error",
+        AlertRule("SystemDown", system, name, "up", "==", 0.0, 60.0, "critical",
                   f"{name} is down: its last scrape failed."),
         AlertRule("HighErrorRate", system, name, "error_rate", ">=", t.error_rate_warning, 300.0,
                   "warning", f"{name} error rate is {{value}}, at or above the warning "
                   f"threshold {t.error_rate_warning * 100:g}%."),
         AlertRule("HighErrorRate", system, name, "error_rate", ">=", t.error_rate_error, 120.0,
-                  "error", f"{name} error rate is {{value}}, at or above the error "
+                  "critical", f"{name} error rate is {{value}}, at or above the error "
                   f"threshold {t.error_rate_error * 100:g}%."),
         AlertRule("HighLatencyP95", system, name, "p95_latency_ms", ">=",
                   t.p95_latency_ms_warning, 300.0, "warning",
                   f"{name} p95 latency is {{value}}, at or above the warning threshold "
                   f"{t.p95_latency_ms_warning:g} ms."),
         AlertRule("HighLatencyP95", system, name, "p95_latency_ms", ">=",
-                  t.p95_latency_ms_error, 120.0, "error",
+                  t.p95_latency_ms_error, 120.0, "critical",
                   f"{name} p95 latency is {{value}}, at or above the error threshold "
                   f"{t.p95_latency_ms_error:g} ms."),
     ]

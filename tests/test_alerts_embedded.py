@@ -24,7 +24,7 @@ from tests.conftest import make_settings
 
 T0 = 1_700_002_800.0
 SCRAPE = 15.0
-BURST = (T0 + 600, 300.0)
+BURST = (T0 + 600, 420.0)
 OUTAGE = (T0 + 1500, 120.0)
 OPERATOR = User("olga", Role.OPERATOR)
 
@@ -77,9 +77,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 def test_error_burst_waits_for_for(run: Run) -> None:
     run.scrape_until(BURST[0] + 90)
-    # The error rate is over both thresholds, but not yet for the rules' 2 minutes.
+    # The error rate is over both thresholds, but not yet for the critical rule's 2 minutes.
     assert run.firing("HighErrorRate") == []
     run.scrape_until(BURST[0] + 210)
+    assert run.firing("HighErrorRate") == ["critical"]
+    # The warning rule waits 5 minutes, as the generated Prometheus rule does.
+    run.scrape_until(BURST[0] + 360)
     assert run.firing("HighErrorRate") == ["critical", "warning"]
     alert = next(a for a in run.backend.active(run.clock[0]) if a.severity == "critical")
     assert alert.state is AlertState.FIRING

@@ -224,7 +224,7 @@ def test_snapshot_while_down(backends: Backends) -> None:
 def test_rules_fire_on_burst(backends: Backends) -> None:
     settings = settings_from_mapping({}, {})
     rule = next(r for r in rules_for(settings.target("relaycore"))
-                if r.name == "HighErrorRate" and r.severity == "error")
+                if r.name == "HighErrorRate" and r.severity == "critical")
     query = rule.promql(settings.target("relaycore"))
     source = backends.prometheus
     assert source._query("relaycore", query, BURST_START + 200).points

@@ -35,11 +35,11 @@ def test_rules_use_app_thresholds() -> None:
     thresholds = DEFAULT_THRESHOLDS["relaycore"]
     by_key = {(r.name, r.severity): r for r in rules}
     assert by_key[("HighErrorRate", "warning")].threshold == thresholds.error_rate_warning
-    assert by_key[("HighErrorRate", "error")].threshold == thresholds.error_rate_error
+    assert by_key[("HighErrorRate", "critical")].threshold == thresholds.error_rate_error
     assert by_key[("HighLatencyP95", "warning")].threshold == thresholds.p95_latency_ms_warning
-    assert by_key[("HighLatencyP95", "error")].threshold == thresholds.p95_latency_ms_error
+    assert by_key[("HighLatencyP95", "critical")].threshold == thresholds.p95_latency_ms_error
     assert by_key[("AICostOverBudget", "warning")].threshold == thresholds.cost_per_hour_budget
-    assert by_key[("SystemDown", "error")].threshold == 0
+    assert by_key[("SystemDown", "critical")].threshold == 0
 
 
 def test_rule_breached_compares_value() -> None:

@@ -14,15 +14,13 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from lib.alerts.database import Database
 from lib.alerts.model import Acknowledgement, AckResult, Alert, AlertState, fingerprint
-from lib.alerts.rules_embedded import EMBEDDED_RULES, EmbeddedRule
-from lib.config import Settings, TargetConfig
-from lib.format import format_duration, format_value
-from lib.signals import SIGNALS
+from lib.config import Settings
+from lib.rules import AlertRule, rules_for
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +158,12 @@ class RuleEvaluator:
         settings: Settings,
         alerts: EmbeddedAlerts,
         values_of: ValuesOf,
-        rules: Sequence[EmbeddedRule] = EMBEDDED_RULES,
     ) -> None:
         self.settings = settings
         self.alerts = alerts
         self.values_of = values_of
-        self.rules = rules
+        # The same rules, thresholds and `for` durations as the generated Prometheus rules.
+        self.rules = {target.system: rules_for(target) for target in settings.targets}
 
     def evaluate(self, now: float | None = None) -> None:
         """Evaluate every rule at `now` and update pending, firing and resolved alerts."""
@@ -181,17 +179,14 @@ class RuleEvaluator:
             }
             seen: set[str] = set()
             for target in self.settings.targets:
-                for rule in self.rules:
-                    threshold = rule.threshold(target.thresholds)
-                    if threshold <= 0:
-                        continue
+                for rule in self.rules[target.system]:
                     value = float(values[target.system].get(rule.signal, float("nan")))
                     labels = {"alertname": rule.name, "system": target.system,
                               "severity": rule.severity}
                     alert_id = fingerprint(labels)
-                    if rule.breached(value, threshold):
+                    if rule.breached(value):
                         seen.add(alert_id)
-                        summary = _summary(rule, target, value, threshold)
+                        summary = rule.format_summary(value)
                         self._on_breach(connection, open_rows.get(alert_id), alert_id, rule,
                                         labels, summary, now)
             for alert_id, row in open_rows.items():
@@ -203,7 +198,7 @@ class RuleEvaluator:
         connection: sqlite3.Connection,
         row: sqlite3.Row | None,
         alert_id: str,
-        rule: EmbeddedRule,
+        rule: AlertRule,
         labels: dict[str, str],
         summary: str,
         now: float,
@@ -252,16 +247,6 @@ def _on_clear(connection: sqlite3.Connection, row: sqlite3.Row, now: float) -> N
         (now, now, row["episode"]),
     )
     log.info("alert resolved: %s %s (%s)", row["name"], row["system"], row["severity"])
-
-
-def _summary(rule: EmbeddedRule, target: TargetConfig, value: float, threshold: float) -> str:
-    unit = SIGNALS[rule.signal].unit
-    return rule.summary.format(
-        display_name=target.display_name,
-        value=format_value(value, unit),
-        threshold=format_value(threshold, unit),
-        for_text=format_duration(rule.for_seconds),
-    )
 
 
 def _alert(row: sqlite3.Row, ack: Acknowledgement | None) -> Alert:
