@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -34,6 +34,7 @@ MAX_BACKOFF_INTERVALS = 8
 # A failing target is logged at WARNING once, then at most once per this many seconds.
 FAILURE_LOG_INTERVAL_S = 300.0
 PRUNE_EVERY_S = 600.0
+MAX_CACHED_LABEL_SETS = 100_000
 
 Clock = Callable[[], float]
 
@@ -99,6 +100,7 @@ class Collector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
+        self._label_keys: dict[tuple[tuple[str, str], ...], str] = {}
         self.cycles = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -159,10 +161,31 @@ class Collector:
             "scrape cycle: %d of %d targets up, %d samples, %.3f s",
             up, len(outcomes), sum(len(o.samples) for o in outcomes), time.monotonic() - started,
         )
+        self._prune_if_due(ts)
+        return outcomes
+
+    def _prune_if_due(self, ts: float) -> None:
         if ts - self._last_prune >= PRUNE_EVERY_S:
             storage = self.settings.storage
             self.store.prune(ts, storage.raw_retention, storage.rollup_retention)
             self._last_prune = ts
+
+    def ingest(self, ts: float, bodies: Mapping[str, bytes | None]) -> list[ScrapeOutcome]:
+        """Record one cycle of bodies already fetched at `ts` (system -> body, None for a failed
+        scrape) through the same parsing and writing as `scrape_once`, for loading history."""
+        outcomes = []
+        for system, body in bodies.items():
+            target = self._states[system].target
+            if body is None:
+                error = FetchError(
+                    target.url, FetchFailure.HTTP_STATUS, "was down in the loaded history"
+                )
+                outcomes.append(ScrapeOutcome(system, ts, 0.0, error=error))
+            else:
+                outcomes.append(self._parse(target, ts, time.monotonic(), body, ""))
+        self._record(outcomes, [], ts)
+        self.cycles += 1
+        self._prune_if_due(ts)
         return outcomes
 
     def _scrape(self, target: TargetConfig, ts: float) -> ScrapeOutcome:
@@ -172,7 +195,15 @@ class Collector:
             headers["Authorization"] = f"Bearer {target.bearer_token}"
         try:
             response = fetch(self.client, target.url, policy=self.policy, headers=headers)
-            result = parse(target.url, response.body, response.content_type)
+        except FetchError as exc:
+            return ScrapeOutcome(target.system, ts, time.monotonic() - started, error=exc)
+        return self._parse(target, ts, started, response.body, response.content_type)
+
+    def _parse(
+        self, target: TargetConfig, ts: float, started: float, body: bytes, content_type: str
+    ) -> ScrapeOutcome:
+        try:
+            result = parse(target.url, body, content_type)
         except FetchError as exc:
             return ScrapeOutcome(target.system, ts, time.monotonic() - started, error=exc)
         except Exception as exc:  # noqa: BLE001 - any parser surprise is a bad body, not a crash
@@ -219,24 +250,33 @@ class Collector:
         the last scrape, so its whole value counts.
         """
         ids = self._series[outcome.system]
+        keys = [(s.name, self._labels_json(s.labels)) for s in outcome.samples]
         new = {
-            (s.name, _labels_json(s.labels), s.cumulative)
-            for s in outcome.samples
-            if (s.name, _labels_json(s.labels)) not in ids
+            (*key, s.cumulative) for key, s in zip(keys, outcome.samples, strict=True)
+            if key not in ids
         }
         if new:
             ids = self.store.create_series(outcome.system, new)
             self._series[outcome.system] = ids
 
         adjusted: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
-        for sample in outcome.samples:
-            series_id = ids[(sample.name, _labels_json(sample.labels))]
+        for key, sample in zip(keys, outcome.samples, strict=True):
+            series_id = ids[key]
             value = sample.value
             if sample.cumulative:
                 value = self._corrected(series_id, value, state.seen_success, counter_updates)
             rows.append((series_id, outcome.ts, value))
             adjusted.append((sample.name, sample.labels, value))
         return adjusted
+
+    def _labels_json(self, labels: tuple[tuple[str, str], ...]) -> str:
+        # Label sets repeat every scrape, so their JSON keys are built once (bounded in size).
+        text = self._label_keys.get(labels)
+        if text is None:
+            text = _labels_json(labels)
+            if len(self._label_keys) < MAX_CACHED_LABEL_SETS:
+                self._label_keys[labels] = text
+        return text
 
     def _corrected(
         self,

@@ -1,12 +1,16 @@
 """Parse the Prometheus text exposition format into flat samples, with the checks a scraper needs.
 
-prometheus_client's parser does the parsing; this module maps its errors to FetchError and drops
-what a store must not keep: `_created` samples, non-finite counter values and duplicate series.
+A fast path reads the common case (one sample per line, no escapes, no timestamps or exemplars)
+with one regular expression per line. Any body it cannot read line by line goes to
+prometheus_client's parser instead, so both give the same samples. This module maps parser errors
+to FetchError and drops what a store must not keep: `_created` samples, non-finite counter values
+and duplicate series.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +23,20 @@ _CUMULATIVE_SUFFIXES = {
     "histogram": ("_bucket", "_count", "_sum"),
     "summary": ("_count", "_sum"),
 }
+# Sample-name suffixes a family of each type may use, as prometheus_client's parser allows them.
+_ALLOWED_SUFFIXES = {
+    "counter": ("",),
+    "gauge": ("",),
+    "summary": ("_count", "_sum", ""),
+    "histogram": ("_count", "_sum", "_bucket"),
+}
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# A sample line without escapes, spaces inside the braces, timestamp or exemplar.
+_SIMPLE_SAMPLE = re.compile(
+    r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*",?)*)\})?[ \t]+'
+    r"([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+\.|Inf|inf|NaN|nan))"
+)
+_SIMPLE_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,12 @@ def parse(url: str, body: bytes, content_type: str = "") -> ParseResult:
     if "\x00" in text:
         raise FetchError(url, FetchFailure.NOT_METRICS, "sent binary data, not Prometheus metrics")
 
+    fast = _parse_simple(text)
+    if fast is not None:
+        if not fast.samples and text.strip():
+            raise FetchError(url, FetchFailure.NOT_METRICS, "sent no samples that could be read")
+        return fast
+
     result = ParseResult()
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     try:
@@ -73,6 +97,62 @@ def parse(url: str, body: bytes, content_type: str = "") -> ParseResult:
         ) from exc
     if not result.samples and text.strip():
         raise FetchError(url, FetchFailure.NOT_METRICS, "sent no samples that could be read")
+    return result
+
+
+def _parse_simple(text: str) -> ParseResult | None:
+    """Parse a body in the common form line by line, or return None when a line needs the full
+    parser. Families, `_total` handling and untyped strays follow prometheus_client's parser."""
+    if "\\" in text:
+        return None
+    result = ParseResult()
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    family, kind, allowed = "", "untyped", frozenset[str]()
+
+    for raw_line in text.split("\n"):
+        line = raw_line.strip()
+        if not line:
+            continue
+        if line[0] == "#":
+            parts = line.split(None, 3)
+            if len(parts) < 3 or parts[1] not in ("HELP", "TYPE"):
+                if len(parts) == 2 and parts[1] in ("HELP", "TYPE"):
+                    return None
+                continue
+            name = parts[2]
+            if _METRIC_NAME.fullmatch(name) is None:
+                return None
+            if parts[1] == "HELP":
+                if name != family:
+                    family, kind, allowed = name, "untyped", frozenset((name,))
+                continue
+            if len(parts) < 4:
+                return None
+            family, kind = name, parts[3]
+            if kind == "counter" and not name.endswith("_total"):
+                return None  # prometheus_client renames these samples; leave it to the parser
+            allowed = frozenset(name + suffix for suffix in _ALLOWED_SUFFIXES.get(kind, ("",)))
+            continue
+
+        match = _SIMPLE_SAMPLE.fullmatch(line)
+        if match is None:
+            return None
+        name, label_text, value_text = match.groups()
+        labels: dict[str, str] = {}
+        if label_text:
+            pairs = _SIMPLE_LABEL.findall(label_text)
+            labels = dict(pairs)
+            if len(labels) != len(pairs) or "__name__" in labels:
+                return None
+        value = float(value_text)
+        if name in allowed:
+            family_name = family[:-6] if kind == "counter" else family
+            suffixes = _CUMULATIVE_SUFFIXES.get(kind, ())
+            _add_sample(result, seen, family_name, name, labels, value, suffixes)
+        else:
+            # A sample outside the current family is its own untyped family.
+            family, kind, allowed = "", "untyped", frozenset()
+            _add_sample(result, seen, name, name, labels, value, ())
     return result
 
 

@@ -258,9 +258,18 @@ class Store:
         connection = self.connection()
         raw_cutoff = now - raw_retention
         rollup_cutoff = now - rollup_retention
+        series_ids = [row[0] for row in connection.execute("SELECT id FROM series")]
         with self._write_lock, connection:
-            connection.execute("DELETE FROM samples WHERE ts < ?", (raw_cutoff,))
-            connection.execute("DELETE FROM samples_5m WHERE ts < ?", (rollup_cutoff,))
+            # Deleting by series walks each series' primary-key range instead of scanning the
+            # whole table, so a prune costs what it removes, not what the table holds.
+            connection.executemany(
+                "DELETE FROM samples WHERE series_id = ? AND ts < ?",
+                [(series_id, raw_cutoff) for series_id in series_ids],
+            )
+            connection.executemany(
+                "DELETE FROM samples_5m WHERE series_id = ? AND ts < ?",
+                [(series_id, rollup_cutoff) for series_id in series_ids],
+            )
             connection.execute("DELETE FROM aggregates WHERE ts < ?", (raw_cutoff,))
             connection.execute("DELETE FROM aggregates_rollup WHERE ts < ?", (rollup_cutoff,))
 
@@ -289,6 +298,41 @@ class Store:
             (*params, start, end),
         ).fetchall()
         return _to_arrays(before + rows, resolution)
+
+    def scrape_counts(
+        self, system: str, start: float, end: float
+    ) -> tuple[float, float] | None:
+        """Return (scrapes, successful scrapes) counted from the running totals
+        of the last row before `start` and the last row at or before `end`, or None without rows.
+
+        Two indexed lookups replace reading every row of the range. The row before `start` may
+        come from the 1-minute roll-up once raw rows are pruned, because a bucket's row is the
+        raw row of its last scrape, running totals included.
+        """
+        connection = self.connection()
+        last = connection.execute(
+            "SELECT ts, scrapes, ups FROM aggregates WHERE system = ? AND ts <= ? "
+            "ORDER BY ts DESC LIMIT 1", (system, end),
+        ).fetchone()
+        if last is None or last[0] < start:
+            return None
+        before = connection.execute(
+            "SELECT scrapes, ups FROM aggregates WHERE system = ? AND ts < ? "
+            "ORDER BY ts DESC LIMIT 1", (system, start),
+        ).fetchone() or connection.execute(
+            "SELECT scrapes, ups FROM aggregates_rollup WHERE system = ? AND resolution = ? "
+            "AND bucket <= ? AND ts < ? ORDER BY bucket DESC LIMIT 1",
+            (system, ROLLUP_RESOLUTIONS[0], int(start // ROLLUP_RESOLUTIONS[0]), start),
+        ).fetchone()
+        if before is not None:
+            return last[1] - before[0], last[2] - before[1]
+        # NOTE: without a row before `start`, counting starts at the oldest raw row, so a range
+        # reaching past the raw retention into a store with no older roll-up undercounts.
+        first = connection.execute(
+            "SELECT scrapes, ups, up FROM aggregates WHERE system = ? AND ts >= ? "
+            "ORDER BY ts LIMIT 1", (system, start),
+        ).fetchone()
+        return last[1] - first[0] + 1, last[2] - first[1] + first[2]
 
     def targets(self) -> list[TargetRecord]:
         """Return the collector's last view of every endpoint."""

@@ -86,21 +86,12 @@ class EmbeddedSource:
 
     def availability(self, system: str, time_range: TimeRange) -> float | None:
         """Return the share of successful scrapes in the range, None without scrapes."""
-        series = self.store.aggregate_series(
-            system, time_range.start_s, time_range.end_s + self.scrape_interval, 0
+        counts = self.store.scrape_counts(
+            system, time_range.start_s, time_range.end_s + self.scrape_interval
         )
-        if len(series.ts) == 0:
+        if counts is None:
             return None
-        inside = series.ts >= time_range.start_s
-        if not inside.any():
-            return None
-        first = int(np.argmax(inside))
-        if first > 0:
-            scrapes = series.scrapes[-1] - series.scrapes[first - 1]
-            ups = series.ups[-1] - series.ups[first - 1]
-        else:
-            scrapes = series.scrapes[-1] - series.scrapes[0] + 1
-            ups = series.ups[-1] - series.ups[0] + series.up[0]
+        scrapes, ups = counts
         return float(ups / scrapes) if scrapes > 0 else None
 
 
