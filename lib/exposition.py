@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,8 +40,7 @@ _SIMPLE_SAMPLE = re.compile(
 _SIMPLE_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     """One sample: its name, labels as a sorted tuple of pairs, value and whether it is
     cumulative (a counter, or a histogram's or summary's count, sum or bucket)."""
 
@@ -106,8 +106,9 @@ def _parse_simple(text: str) -> ParseResult | None:
     if "\\" in text:
         return None
     result = ParseResult()
+    samples = result.samples
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-    family, kind, allowed = "", "untyped", frozenset[str]()
+    family, allowed, cumulative_names = "", frozenset[str](), frozenset[str]()
 
     for raw_line in text.split("\n"):
         line = raw_line.strip()
@@ -124,7 +125,7 @@ def _parse_simple(text: str) -> ParseResult | None:
                 return None
             if parts[1] == "HELP":
                 if name != family:
-                    family, kind, allowed = name, "untyped", frozenset((name,))
+                    family, allowed, cumulative_names = name, frozenset((name,)), frozenset()
                 continue
             if len(parts) < 4:
                 return None
@@ -132,27 +133,38 @@ def _parse_simple(text: str) -> ParseResult | None:
             if kind == "counter" and not name.endswith("_total"):
                 return None  # prometheus_client renames these samples; leave it to the parser
             allowed = frozenset(name + suffix for suffix in _ALLOWED_SUFFIXES.get(kind, ("",)))
+            family_name = name[:-6] if kind == "counter" else name
+            cumulative_names = frozenset(
+                family_name + suffix for suffix in _CUMULATIVE_SUFFIXES.get(kind, ())
+            )
             continue
 
         match = _SIMPLE_SAMPLE.fullmatch(line)
         if match is None:
             return None
         name, label_text, value_text = match.groups()
-        labels: dict[str, str] = {}
+        labels: tuple[tuple[str, str], ...] = ()
         if label_text:
             pairs = _SIMPLE_LABEL.findall(label_text)
-            labels = dict(pairs)
-            if len(labels) != len(pairs) or "__name__" in labels:
+            labels = tuple(sorted(pairs))
+            if len({key for key, _ in pairs}) != len(pairs) or "__name__" in label_text:
                 return None
-        value = float(value_text)
-        if name in allowed:
-            family_name = family[:-6] if kind == "counter" else family
-            suffixes = _CUMULATIVE_SUFFIXES.get(kind, ())
-            _add_sample(result, seen, family_name, name, labels, value, suffixes)
-        else:
+        if name not in allowed:
             # A sample outside the current family is its own untyped family.
-            family, kind, allowed = "", "untyped", frozenset()
-            _add_sample(result, seen, name, name, labels, value, ())
+            family, allowed, cumulative_names = "", frozenset(), frozenset()
+        # Names in a family never end in `_created` unless they equal the family's name, so
+        # the fast path has no `_created` samples to drop.
+        value = float(value_text)
+        cumulative = name in cumulative_names
+        if cumulative and not math.isfinite(value):
+            result.drop("non-finite counter value")
+            continue
+        key = (name, labels)
+        if key in seen:
+            result.drop("duplicate series")
+            continue
+        seen.add(key)
+        samples.append(Sample(name, labels, value, cumulative))
     return result
 
 
