@@ -371,12 +371,17 @@ def _to_arrays(rows: list[tuple[object, ...]], resolution: int) -> AggregateSeri
         [[np.nan if v is None else v for v in row[:width]] for row in rows], dtype=float
     ).reshape(count, width)
     bucket_maps = [json.loads(str(row[width])) if row[width] else None for row in rows]
-    bounds = sorted({float(le) for b in bucket_maps if b for le in b}, key=float)
+    keys = sorted({le for b in bucket_maps if b for le in b}, key=float)
+    bounds = [float(le) for le in keys]
     bucket_matrix = np.full((count, len(bounds)), np.nan)
     for i, mapping in enumerate(bucket_maps):
-        if mapping:
-            by_bound = {float(le): value for le, value in mapping.items()}
-            bucket_matrix[i] = [by_bound.get(bound, np.nan) for bound in bounds]
+        if not mapping:
+            continue
+        if len(mapping) == len(keys):
+            # The common case: every bucket present, so a lookup per key needs no float().
+            bucket_matrix[i] = [mapping[le] for le in keys]
+        else:
+            bucket_matrix[i] = [mapping.get(le, np.nan) for le in keys]
     return AggregateSeries(
         ts=matrix[:, 0],
         up=matrix[:, 1],

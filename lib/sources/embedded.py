@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lib.signals import histogram_quantile
-from lib.sources.base import Snapshot, empty_frame, signal_frame
+from lib.sources.base import Snapshot, long_frame
 from lib.store import ROLLUP_RESOLUTIONS, AggregateSeries, Store
 from lib.timerange import TimeRange
 
@@ -44,7 +44,7 @@ class EmbeddedSource:
         """Return a long frame of `signals` for `systems` at the points of `time_range`."""
         points = np.array(time_range.points(), dtype=float)
         resolution = pick_resolution(time_range.step, self.scrape_interval)
-        frames = []
+        parts = []
         for system in systems:
             series = self.store.aggregate_series(
                 system, time_range.start_s - time_range.window - 2 * max(resolution, 1.0),
@@ -53,11 +53,10 @@ class EmbeddedSource:
             evaluator = Evaluator(series, self.scrape_interval)
             for signal in signals:
                 values = evaluator.evaluate(signal, points, time_range.window, time_range.step)
-                frames.append(signal_frame(system, signal, points, values))
-        if not frames:
-            return empty_frame()
-        frame = pd.concat(frames, ignore_index=True)
-        frame.attrs["time_range"] = time_range
+                parts.append((system, signal, points, values))
+        frame = long_frame(parts)
+        if parts:
+            frame.attrs["time_range"] = time_range
         return frame
 
     def snapshot(self, system: str, time_range: TimeRange, now: float) -> Snapshot:
