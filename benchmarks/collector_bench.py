@@ -86,9 +86,10 @@ def cycle_cpu(targets: int, series: int, repeat: int) -> CycleCost:
     return CycleCost(targets, series, cost, parser)
 
 
-def cycle_wall(targets: int, delay: float, repeat: int) -> Timing:
-    """Measure the wall time of one cycle of `targets` targets that each answer after `delay`."""
-    with body_servers(targets, 500, delay) as urls, tempfile.TemporaryDirectory() as tmp:
+def cycle_wall(targets: int, series: int, delay: float, repeat: int) -> Timing:
+    """Measure the wall time of one cycle of `targets` targets of `series` series that each
+    answer after `delay` seconds."""
+    with body_servers(targets, series, delay) as urls, tempfile.TemporaryDirectory() as tmp:
         collector = make_collector(urls, Path(tmp))
         ticks = iter(range(1, 10_000))
         timing = measure(lambda: collector.scrape_once(now=1e9 + 15 * next(ticks)), repeat)

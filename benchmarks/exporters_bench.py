@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from benchmarks.timing import Timing, measure
+from benchmarks.timing import Timing, measure, measure_interleaved
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,19 +86,26 @@ async def _call(app: ASGIApp) -> None:
     await app(scope, receive, send)
 
 
-def request_cost(app: ASGIApp, repeat: int) -> Timing:
-    """Time REQUESTS_PER_RUN requests through `app`; the result is seconds per request."""
+def request_costs(plain: ASGIApp, instrumented: ASGIApp,
+                  repeat: int) -> tuple[Timing, Timing]:
+    """Time bursts of REQUESTS_PER_RUN requests through each app in turns; return seconds per
+    request for the plain and the instrumented app."""
     loop = asyncio.new_event_loop()
 
-    async def burst() -> None:
+    async def burst(app: ASGIApp) -> None:
         for _ in range(REQUESTS_PER_RUN):
             await _call(app)
 
     try:
-        timing = measure(lambda: loop.run_until_complete(burst()), repeat)
+        timings = measure_interleaved(
+            {"plain": lambda: loop.run_until_complete(burst(plain)),
+             "instrumented": lambda: loop.run_until_complete(burst(instrumented))},
+            repeat, warmup=2)
     finally:
         loop.close()
-    return Timing(tuple(run / REQUESTS_PER_RUN for run in timing.runs))
+    per_request = {name: Timing(tuple(run / REQUESTS_PER_RUN for run in timing.runs))
+                   for name, timing in timings.items()}
+    return per_request["plain"], per_request["instrumented"]
 
 
 def registry_with(series: int) -> CollectorRegistry:

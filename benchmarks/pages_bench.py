@@ -46,7 +46,7 @@ class CountingSource:
 
 
 class PinnedMonitor(Monitor):
-    """A Monitor whose clock stands still at `now` (epoch seconds)."""
+    """A Monitor whose clock is fixed at `now` (epoch seconds)."""
 
     def __init__(self, settings: Settings, source: Source, store: Store, now: float) -> None:
         super().__init__(settings, source, store)

@@ -48,6 +48,22 @@ def measure(action: Callable[[], object], repeat: int, warmup: int = 1,
     return Timing(tuple(runs))
 
 
+def measure_interleaved(actions: dict[str, Callable[[], object]], repeat: int,
+                        warmup: int = 1) -> dict[str, Timing]:
+    """Time each action `repeat` times in turns (A, B, C, A, B, C ...), so that a change in the
+    machine's load during the measurement affects every action alike."""
+    for _ in range(warmup):
+        for action in actions.values():
+            action()
+    runs: dict[str, list[float]] = {name: [] for name in actions}
+    for _ in range(repeat):
+        for name, action in actions.items():
+            started = time.perf_counter()
+            action()
+            runs[name].append(time.perf_counter() - started)
+    return {name: Timing(tuple(values)) for name, values in runs.items()}
+
+
 def ratio(value: Timing, baseline: Timing) -> float:
     """Return the ratio of the two medians."""
     return value.median / baseline.median if baseline.median > 0 else float("inf")

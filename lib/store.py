@@ -370,7 +370,7 @@ def _to_arrays(rows: list[tuple[object, ...]], resolution: int) -> AggregateSeri
     matrix = np.array(
         [[np.nan if v is None else v for v in row[:width]] for row in rows], dtype=float
     ).reshape(count, width)
-    bucket_maps = [json.loads(str(row[width])) if row[width] else None for row in rows]
+    bucket_maps = [_bucket_map(str(row[width])) if row[width] else None for row in rows]
     keys = sorted({le for b in bucket_maps if b for le in b}, key=float)
     bounds = [float(le) for le in keys]
     bucket_matrix = np.full((count, len(bounds)), np.nan)
@@ -392,3 +392,19 @@ def _to_arrays(rows: list[tuple[object, ...]], resolution: int) -> AggregateSeri
         buckets=bucket_matrix,
         resolution=resolution,
     )
+
+
+# Decoded bucket maps by their JSON text. Closed roll-up buckets never change, so a refresh
+# decodes only the rows written since the last one.
+_BUCKET_MAPS: dict[str, dict[str, float]] = {}
+MAX_CACHED_BUCKET_MAPS = 10_000
+
+
+def _bucket_map(text: str) -> dict[str, float]:
+    mapping = _BUCKET_MAPS.get(text)
+    if mapping is None:
+        mapping = json.loads(text)
+        if len(_BUCKET_MAPS) >= MAX_CACHED_BUCKET_MAPS:
+            _BUCKET_MAPS.clear()
+        _BUCKET_MAPS[text] = mapping
+    return mapping

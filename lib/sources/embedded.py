@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from lib.signals import histogram_quantile
+from lib.signals import histogram_quantiles
 from lib.sources.base import Snapshot, long_frame
 from lib.store import ROLLUP_RESOLUTIONS, AggregateSeries, Store
 from lib.timerange import TimeRange
@@ -200,9 +200,9 @@ class Evaluator:
         left, right, valid = self._window_rows(present, points, window)
         kept = buckets[present]
         result = np.full(len(points), np.nan)
-        for i in np.flatnonzero(valid):
-            delta = kept[right[i]] - kept[left[i]]
-            result[i] = histogram_quantile(q, self.series.bucket_bounds, delta)
+        chosen = np.flatnonzero(valid)
+        deltas = kept[right[chosen]] - kept[left[chosen]]
+        result[chosen] = histogram_quantiles(q, self.series.bucket_bounds, deltas)
         return result
 
     def _up(self, points: np.ndarray, step: float) -> np.ndarray:
