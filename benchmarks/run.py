@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import httpx
 
 from benchmarks import collector_bench, exporters_bench, pages_bench, query
 from benchmarks.history import SYSTEMS, History, build_history, import_victoria, settings_for
-from benchmarks.servers import rss_bytes, start_prometheus, start_victoria
+from benchmarks.servers import cpu_seconds, rss_bytes, start_prometheus, start_victoria
 from benchmarks.timing import Timing, measure, measure_interleaved, ratio
 from lib.monitor import Monitor
 from lib.sources.embedded import EmbeddedSource
@@ -124,17 +125,42 @@ def run_query(report: Report, history: History, repeat: int, work: Path) -> None
             fetchers[f"{name} (pages' queries over HTTP)"] = query.http_pages_fetcher(
                 promql_client, systems)
             fetchers[f"{name} (raw: six queries)"] = query.raw_fetcher(promql_client)
+        def client_cpu() -> float:
+            return time.process_time()
+
+        def server_cpu(pid: int) -> Callable[[], float]:
+            return lambda: time.process_time() + cpu_seconds(pid)
+
+        cpu_probes: dict[str, Callable[[], float]] = {}
+        for name in fetchers:
+            if name.startswith("Prometheus"):
+                cpu_probes[name] = server_cpu(prometheus.process.pid)
+            elif name.startswith("Victoria"):
+                cpu_probes[name] = server_cpu(victoria.process.pid)
+            else:
+                cpu_probes[name] = client_cpu
         for preset in presets:
+            # One unmeasured round warms every backend's caches first.
+            for fetch in fetchers.values():
+                fetch(TimeRange.preset(preset, now=history.end,
+                                       scrape_interval=history.interval), history.end)
             time_range = TimeRange.preset(preset, now=history.end,
                                           scrape_interval=history.interval)
+            cpu: dict[str, float] = dict.fromkeys(fetchers, 0.0)
             timings = measure_interleaved(
-                {name: lambda f=fetch, r=time_range: f(r, history.end)
-                 for name, fetch in fetchers.items()}, repeat)
+                {name: lambda f=fetch, r=time_range, n=name, c=cpu: _with_cpu(
+                    c, n, cpu_probes[n], lambda: f(r, history.end))
+                 for name, fetch in fetchers.items()}, repeat, warmup=0)
             embedded = timings["embedded store (app)"]
             vm_raw = timings["VictoriaMetrics (raw: six queries)"]
             prom_raw = timings["Prometheus (raw: six queries)"]
             for name, timing in timings.items():
                 report.timing(f"{preset} {name}", timing, embedded, "embedded store")
+            for name, seconds in cpu.items():
+                per_fetch = seconds / len(timings[name].runs)
+                base = cpu["embedded store (app)"] / len(embedded.runs)
+                report.fact(f"{preset} {name}: CPU per fetch (client + server)",
+                            f"{per_fetch * 1000:.1f} ms, {per_fetch / base:.2f}x embedded store")
             target = "<= 1x" if preset == "7d" else ""
             report.timing(f"{preset} embedded store vs VictoriaMetrics raw", embedded, vm_raw,
                           "VictoriaMetrics raw", target)
@@ -145,6 +171,13 @@ def run_query(report: Report, history: History, repeat: int, work: Path) -> None
         report.fact("RSS VictoriaMetrics after the queries",
                     f"{victoria.rss_bytes() / 2**20:.0f} MiB")
     _check_agreement(report, monitor, history, systems)
+
+
+def _with_cpu(totals: dict[str, float], name: str, probe: Callable[[], float],
+              action: Callable[[], object]) -> None:
+    before = probe()
+    action()
+    totals[name] += probe() - before
 
 
 def _check_agreement(report: Report, monitor: Monitor, history: History,

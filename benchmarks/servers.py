@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -95,6 +96,14 @@ def start_victoria(data_dir: Path, log_dir: Path) -> Server:
     ]
     return Server("VictoriaMetrics", command, f"http://127.0.0.1:{port}", "/health",
                   log_dir / "victoria.log")
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user and system CPU time that process `pid` has used, from /proc/<pid>/stat
+    (in clock ticks of 1/SC_CLK_TCK seconds, usually 10 ms)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, so utime (14) and stime (15) sit at 11 and 12.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid: int) -> int:
