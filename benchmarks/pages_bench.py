@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import lib.monitor
@@ -49,15 +50,7 @@ class PinnedMonitor(Monitor):
     """A Monitor whose clock is fixed at `now` (epoch seconds)."""
 
     def __init__(self, settings: Settings, source: Source, store: Store, now: float) -> None:
-        super().__init__(settings, source, store)
-        self.now = now
-
-    def time_range(self, preset: str, now: float | None = None) -> TimeRange:
-        return super().time_range(preset, now=self.now)
-
-    def overview(self, systems: Sequence[str], time_range: TimeRange,
-                 now: float | None = None) -> list[SystemHealth]:
-        return super().overview(systems, time_range, now=self.now)
+        super().__init__(settings, source, store, clock=lambda: now)
 
 
 class InMemoryMonitor(PinnedMonitor):
@@ -79,7 +72,7 @@ class InMemoryMonitor(PinnedMonitor):
                  now: float | None = None) -> list[SystemHealth]:
         key = ("overview", tuple(systems), time_range)
         if key not in self._results:
-            self._results[key] = super().overview(systems, time_range)
+            self._results[key] = super().overview(systems, time_range, now)
         healths: list[SystemHealth] = self._results[key]
         return healths
 
@@ -102,11 +95,19 @@ def page_app(page: str, preset: str) -> AppTest:
     return app
 
 
-def warm_rerun(monitor: Monitor, page: str, preset: str, repeat: int) -> Timing:
-    """Time reruns of `page` after a first run, with `monitor` behind it."""
+def warm_rerun(monitor: Monitor, page: str, preset: str, repeat: int,
+               keep_cache: bool = False) -> Timing:
+    """Time reruns of `page` after a first run, with `monitor` behind it. Unless `keep_cache`,
+    st.cache_data is cleared before each rerun, so that every rerun fetches its data."""
     use_monitor(monitor)
     app = page_app(page, preset)
-    return measure(app.run, repeat, warmup=1)
+
+    def rerun() -> None:
+        if not keep_cache:
+            st.cache_data.clear()
+        app.run()
+
+    return measure(rerun, repeat, warmup=1)
 
 
 def fetches_for_sessions(monitor: Monitor, source: CountingSource, page: str, preset: str,
@@ -114,6 +115,7 @@ def fetches_for_sessions(monitor: Monitor, source: CountingSource, page: str, pr
     """Return how many fetches reach the source when `sessions` sessions render `page` once
     each, as they do once per refresh interval."""
     use_monitor(monitor)
+    st.cache_data.clear()
     apps = [AppTest.from_file(str(APP_FILE), default_timeout=120) for _ in range(sessions)]
     before = source.fetches
     for app in apps:

@@ -2,8 +2,9 @@
 
 Each backend is a function from (time range, now) to the frames the two pages draw, so a new
 backend, such as the app's own Prometheus source, slots in as one more function. The servers
-are read here through plain HTTP with the PromQL below; the raw measurement sends only the six
-golden-signal range queries, concurrently, and decodes the JSON.
+are read both through the app's Prometheus source and through plain HTTP with the PromQL below.
+The raw measurement sends only the six golden-signal range queries, concurrently, and decodes
+the JSON.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def promql(signal: str, window: float, step: float) -> str:
     return queries[signal]
 
 
-def embedded_fetcher(monitor: Monitor, systems: Sequence[str]) -> FetchFrames:
-    """Return the fetch of both pages through the app's Monitor and its embedded source."""
+def monitor_fetcher(monitor: Monitor, systems: Sequence[str]) -> FetchFrames:
+    """Return the fetch of both pages through the app's Monitor and whatever source it has."""
     def fetch(time_range: TimeRange, now: float) -> list[pd.DataFrame]:
         healths = monitor.overview(systems, time_range, now=now)
         cross = monitor.platform_metrics(systems, time_range, CHART_SIGNALS)

@@ -265,7 +265,9 @@ class SystemMetrics:
     scrape see whole updates only.
     """
 
-    def __init__(self, system: str, process_start_time: float) -> None:
+    def __init__(
+        self, system: str, process_start_time: float, resident_memory_bytes: float = 0.0
+    ) -> None:
         self.system = system
         self.process_start_time = process_start_time
         self.definitions = {
@@ -276,6 +278,8 @@ class SystemMetrics:
         self._sums: dict[str, IntArray] = {}
         self._allocate_values()
         self._values["process_start_time_seconds"][0] = process_start_time
+        # A process has memory from its first instant, before the first tick sets the gauge.
+        self._values["process_resident_memory_bytes"][0] = resident_memory_bytes
 
         self.registry = CollectorRegistry()
         self.registry.register(_StateCollector(self))

@@ -220,7 +220,7 @@ class _SystemRun:
             self.profile, rng, config.base_rps[system], self.base_error_ratio
         )
         self.truth = TruthRecorder(system, DEFAULT_BUCKETS, config.truth_retention)
-        self.metrics = SystemMetrics(system, process_start_time=start)
+        self.metrics = self._new_process(start)
         self.applied_tick = math.floor(start)
 
         self._block: Block | None = None
@@ -231,6 +231,12 @@ class _SystemRun:
         self._server_error_series = np.array(
             [series[2].startswith("5") for series in metric_definitions(system)[0].series]
         )
+
+    def _new_process(self, start_time: float) -> SystemMetrics:
+        # The memory sawtooth starts at 0.85 times the profile's size at uptime 0.
+        memory = 0.85 * self.profile.process.memory_bytes
+        return SystemMetrics(self.system, process_start_time=start_time,
+                             resident_memory_bytes=memory)
 
     def is_down(self, t: float) -> bool:
         """Return whether an outage window covers `t`."""
@@ -264,7 +270,7 @@ class _SystemRun:
                 "%s restarts after a simulated outage with process start time %.3f",
                 self.system, start_time,
             )
-            self.metrics = SystemMetrics(self.system, process_start_time=start_time)
+            self.metrics = self._new_process(start_time)
             cursor = index
         self.metrics.apply(block.update(cursor, end))
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from lib.config import Settings, TargetConfig
-from lib.errors import FetchError, FetchFailure
+from lib.errors import FetchError, FetchFailure, redact_url
 from lib.exposition import ParseResult, Sample, parse
 from lib.http import FetchPolicy, fetch
 from lib.signals import MetricNames, aggregate
@@ -48,6 +48,7 @@ class _TargetState:
     next_scrape_at: float = 0.0
     last_success_at: float | None = None
     last_failure_logged_at: float | None = None
+    last_drop_logged_at: float | None = None
 
 
 @dataclass
@@ -99,16 +100,19 @@ class Collector:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._before: Callable[[], object] | None = None
         self._last_prune = 0.0
         self._label_keys: dict[tuple[tuple[str, str], ...], str] = {}
         self.cycles = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start scraping in a daemon thread, one cycle per scrape interval."""
+    def start(self, before: Callable[[], object] | None = None) -> None:
+        """Start scraping in a daemon thread, one cycle per scrape interval, after running
+        `before` (such as a backfill) in the same thread."""
         if self._thread is not None:
             return
+        self._before = before
         self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
         self._thread.start()
         log.info(
@@ -130,6 +134,11 @@ class Collector:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        if self._before is not None:
+            try:
+                self._before()
+            except Exception:
+                log.exception("preparing the collector failed; scraping without it")
         interval = self.settings.scrape_interval
         while not self._stop.is_set():
             started = time.monotonic()
@@ -170,23 +179,21 @@ class Collector:
             self.store.prune(ts, storage.raw_retention, storage.rollup_retention)
             self._last_prune = ts
 
-    def ingest(self, ts: float, bodies: Mapping[str, bytes | None]) -> list[ScrapeOutcome]:
-        """Record one cycle of bodies already fetched at `ts` (system -> body, None for a failed
-        scrape) through the same parsing and writing as `scrape_once`, for loading history."""
+    def ingest(self, ts: float, bodies: Mapping[str, bytes | None]) -> None:
+        """Record one cycle of bodies fetched elsewhere (system id -> exposition body, or None
+        for a failed scrape) at `ts`, through the same parsing, correction and storage as a
+        scrape. Backfills and benchmarks use it to load history without HTTP."""
         outcomes = []
         for system, body in bodies.items():
             target = self._states[system].target
             if body is None:
-                error = FetchError(
-                    target.url, FetchFailure.HTTP_STATUS, "was down in the loaded history"
-                )
+                error = FetchError(target.url, FetchFailure.HTTP_STATUS, "was down", 503)
                 outcomes.append(ScrapeOutcome(system, ts, 0.0, error=error))
-            else:
-                outcomes.append(self._parse(target, ts, time.monotonic(), body, ""))
+                continue
+            outcomes.append(self._parse(target, ts, time.monotonic(), body, ""))
         self._record(outcomes, [], ts)
-        self.cycles += 1
+        # Pruning as a live collector does keeps a long history within the retention periods.
         self._prune_if_due(ts)
-        return outcomes
 
     def _scrape(self, target: TargetConfig, ts: float) -> ScrapeOutcome:
         started = time.monotonic()
@@ -228,6 +235,8 @@ class Collector:
                 values, buckets = aggregate(state.names, adjusted)
                 aggregates.append(AggregateRow(outcome.system, ts, True, values, buckets))
                 self._on_success(state, ts)
+                if outcome.result is not None and outcome.result.dropped:
+                    self._log_dropped(state, outcome.result, ts)
             else:
                 aggregates.append(AggregateRow(outcome.system, ts, False, {}, None))
                 self._on_failure(state, outcome.error, ts)
@@ -252,7 +261,8 @@ class Collector:
         ids = self._series[outcome.system]
         keys = [(s.name, self._labels_json(s.labels)) for s in outcome.samples]
         new = {
-            (*key, s.cumulative) for key, s in zip(keys, outcome.samples, strict=True)
+            (*key, sample.cumulative)
+            for key, sample in zip(keys, outcome.samples, strict=True)
             if key not in ids
         }
         if new:
@@ -316,9 +326,19 @@ class Collector:
         if logged is None or ts - logged >= FAILURE_LOG_INTERVAL_S:
             log.warning(
                 "scrape of %s (%s) failed %d time(s) in a row: %s",
-                state.target.system, state.target.url, state.consecutive_failures, error,
+                state.target.system, redact_url(state.target.url), state.consecutive_failures,
+                error,
             )
             state.last_failure_logged_at = ts
+
+    def _log_dropped(self, state: _TargetState, result: ParseResult, ts: float) -> None:
+        logged = state.last_drop_logged_at
+        if logged is not None and ts - logged < FAILURE_LOG_INTERVAL_S:
+            return
+        counts = ", ".join(f"{count} {reason}" for reason, count in sorted(result.dropped.items()))
+        log.warning("scrape of %s (%s) dropped samples: %s",
+                    state.target.system, redact_url(state.target.url), counts)
+        state.last_drop_logged_at = ts
 
     def _target_record(self, state: _TargetState, outcome: ScrapeOutcome) -> TargetRecord:
         return TargetRecord(

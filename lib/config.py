@@ -6,6 +6,11 @@ simulated AutoMatrix, RelayCore and NeuroWeaver exporters that it starts itself 
 
 Bearer tokens are never written in the file: a target names an environment variable
 (`bearer_token_env`) and the token is read from there when the settings load.
+
+The `[source]` section picks where the pages read signals: `kind = "embedded"` (the default: the
+app scrapes the targets itself into SQLite) or `kind = "prometheus"` (a server that speaks the
+Prometheus HTTP query API, at `url`). With a Prometheus source the app starts neither the
+collector nor, unless `[simulator] enabled = true`, the simulated platform.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from lib.errors import UnknownSystemError
 
 CONFIG_ENV = "PLATFORM_MONITOR_CONFIG"
 DATA_DIR_ENV = "PLATFORM_MONITOR_DATA_DIR"
@@ -55,6 +62,12 @@ class TargetConfig:
     metric_prefix: str
     bearer_token: str | None = field(default=None, repr=False)
     thresholds: Thresholds = Thresholds()
+    # The `job` label that selects this system's series in Prometheus; None means the system id.
+    job: str | None = None
+
+    @property
+    def prometheus_job(self) -> str:
+        return self.job or self.system
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,8 @@ class SimulatorSettings:
     seed: int = 42
     # The demo schedule: RelayCore error bursts, AutoMatrix slow periods, NeuroWeaver outages.
     incidents: bool = True
+    # Seconds of simulated history written into an empty store at the first start.
+    backfill: float = 3600.0
     host: str = "127.0.0.1"
     ports: tuple[int, int, int] = (9101, 9102, 9103)
 
@@ -78,6 +93,29 @@ class StorageSettings:
     rollup_retention: float = 35 * 86400.0
 
 
+SOURCE_KINDS = ("embedded", "prometheus")
+_MATCHER = re.compile(
+    r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
+)
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Where the pages read signals. Credentials come from the environment, never the file.
+
+    `extra_matchers` are PromQL label matchers without braces (`cluster="prod"`) that every
+    Prometheus query adds to its selectors; `timeout` bounds one query in seconds.
+    """
+
+    kind: str = "embedded"
+    url: str = ""
+    bearer_token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    extra_matchers: str = ""
+    timeout: float = 10.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the library needs to know, loaded once per process."""
@@ -88,14 +126,14 @@ class Settings:
     refresh_seconds: float = 30.0
     storage: StorageSettings = StorageSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    source: SourceSettings = SourceSettings()
 
     def target(self, system: str) -> TargetConfig:
-        """Return the target of `system`, raising KeyError with the known ids."""
+        """Return the target of `system`, raising UnknownSystemError with the known ids."""
         for target in self.targets:
             if target.system == system:
                 return target
-        known = ", ".join(t.system for t in self.targets)
-        raise KeyError(f"unknown system {system!r}; configured systems are {known}")
+        raise UnknownSystemError(system, [t.system for t in self.targets])
 
     @property
     def systems(self) -> list[str]:
@@ -177,9 +215,16 @@ def load_settings(
 
 def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     """Build settings from parsed TOML; unknown keys raise so that typos do not pass silently."""
-    _reject_unknown(raw, {"collector", "storage", "simulator", "ui", "targets"}, "top level")
-    # Configured targets mean real systems, so the simulator is off unless asked for.
-    simulator = _simulator(raw.get("simulator", {}), default_enabled="targets" not in raw)
+    _reject_unknown(
+        raw, {"collector", "storage", "simulator", "ui", "targets", "source"}, "top level"
+    )
+    source = _source(raw.get("source", {}), env)
+    # Configured targets mean real systems, and a Prometheus source has its own scrapers, so the
+    # simulator is off unless asked for.
+    simulator = _simulator(
+        raw.get("simulator", {}),
+        default_enabled="targets" not in raw and source.kind == "embedded",
+    )
     storage = _storage(raw.get("storage", {}), env)
     collector = raw.get("collector", {})
     _reject_unknown(collector, {"scrape_interval", "scrape_timeout"}, "[collector]")
@@ -188,7 +233,11 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Set
 
     targets = default_targets(simulator)
     if "targets" in raw:
-        targets = tuple(_target(entry, index, env) for index, entry in enumerate(raw["targets"]))
+        # A Prometheus source finds each system by its job label, so a URL is optional there.
+        require_url = source.kind == "embedded"
+        targets = tuple(
+            _target(entry, index, env, require_url) for index, entry in enumerate(raw["targets"])
+        )
         if not targets:
             raise ConfigError("[[targets]] is empty; name at least one system or remove the key")
         ids = [t.system for t in targets]
@@ -202,6 +251,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Set
         refresh_seconds=parse_duration(ui.get("refresh", 30), "[ui] refresh"),
         storage=storage,
         simulator=simulator,
+        source=source,
     )
     if settings.scrape_timeout > settings.scrape_interval:
         raise ConfigError(
@@ -218,7 +268,11 @@ def _reject_unknown(section: Mapping[str, Any], known: set[str], where: str) -> 
 
 
 def _simulator(section: Mapping[str, Any], default_enabled: bool) -> SimulatorSettings:
-    _reject_unknown(section, {"enabled", "seed", "host", "ports", "incidents"}, "[simulator]")
+    _reject_unknown(
+        section, {"enabled", "seed", "host", "ports", "incidents", "backfill"}, "[simulator]"
+    )
+    backfill = section.get("backfill", "1h")
+    backfill_seconds = 0.0 if backfill in (0, "0", False) else parse_duration(backfill, "backfill")
     ports = tuple(int(p) for p in section.get("ports", SimulatorSettings.ports))
     if len(ports) != 3:
         raise ConfigError(f"[simulator] ports must list three ports, got {list(ports)}")
@@ -226,9 +280,97 @@ def _simulator(section: Mapping[str, Any], default_enabled: bool) -> SimulatorSe
         enabled=bool(section.get("enabled", default_enabled)),
         seed=int(section.get("seed", 42)),
         incidents=bool(section.get("incidents", True)),
+        backfill=backfill_seconds,
         host=str(section.get("host", "127.0.0.1")),
         ports=(ports[0], ports[1], ports[2]),
     )
+
+
+def _source(section: Mapping[str, Any], env: Mapping[str, str]) -> SourceSettings:
+    _reject_unknown(
+        section,
+        {"kind", "url", "bearer_token_env", "username", "password_env", "extra_matchers",
+         "timeout"},
+        "[source]",
+    )
+    kind = str(section.get("kind", "embedded"))
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(f"[source] kind must be one of {list(SOURCE_KINDS)}, got {kind!r}")
+    url = str(section.get("url", "")).rstrip("/")
+    if kind == "prometheus" and not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"[source] url must be the Prometheus server's http:// or https:// address, "
+            f"got {url!r}"
+        )
+    if section.get("bearer_token_env") and section.get("username"):
+        raise ConfigError("[source] sets both bearer_token_env and username; choose one")
+
+    token = _secret(section, "bearer_token_env", "[source]", env)
+    username = section.get("username")
+    password = None
+    if username is not None:
+        if not section.get("password_env"):
+            raise ConfigError("[source] username needs password_env naming the password's variable")
+        password = _secret(section, "password_env", "[source]", env)
+    return SourceSettings(
+        kind=kind,
+        url=url,
+        bearer_token=token,
+        username=str(username) if username is not None else None,
+        password=password,
+        extra_matchers=parse_matchers(str(section.get("extra_matchers", "")), "[source]"),
+        timeout=parse_duration(section.get("timeout", 10), "[source] timeout"),
+    )
+
+
+def parse_matchers(text: str, where: str) -> str:
+    """Return PromQL label matchers such as `{cluster="prod", env!="test"}` without the braces,
+    raising ConfigError when one of them is not `label op "value"`."""
+    inner = text.strip()
+    if inner.startswith("{") and inner.endswith("}"):
+        inner = inner[1:-1]
+    matchers = [part for part in _split_matchers(inner) if part.strip()]
+    for matcher in matchers:
+        if not _MATCHER.fullmatch(matcher):
+            raise ConfigError(
+                f"{where} extra_matchers: {matcher.strip()!r} is not a label matcher such as "
+                f'cluster="prod"'
+            )
+    return ",".join(matcher.strip() for matcher in matchers)
+
+
+def _split_matchers(text: str) -> list[str]:
+    """Split at commas outside double-quoted values."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+    parts.append("".join(current))
+    return parts
+
+
+def _secret(
+    section: Mapping[str, Any], key: str, where: str, env: Mapping[str, str]
+) -> str | None:
+    """Return the value of the environment variable that `section[key]` names, if any."""
+    variable = section.get(key)
+    if not variable:
+        return None
+    value = env.get(str(variable))
+    if not value:
+        raise ConfigError(f"{where}: environment variable {variable!r} named by {key} is not set")
+    return value
 
 
 def _storage(section: Mapping[str, Any], env: Mapping[str, str]) -> StorageSettings:
@@ -241,15 +383,17 @@ def _storage(section: Mapping[str, Any], env: Mapping[str, str]) -> StorageSetti
     )
 
 
-def _target(entry: Mapping[str, Any], index: int, env: Mapping[str, str]) -> TargetConfig:
+def _target(
+    entry: Mapping[str, Any], index: int, env: Mapping[str, str], require_url: bool = True
+) -> TargetConfig:
     where = f"[[targets]] entry {index + 1}"
     _reject_unknown(
         entry,
         {"system", "display_name", "url", "colour", "metric_prefix", "bearer_token_env",
-         "thresholds"},
+         "thresholds", "job"},
         where,
     )
-    for key in ("system", "url"):
+    for key in ("system", "url") if require_url else ("system",):
         if not entry.get(key):
             raise ConfigError(f"{where} is missing {key!r}")
     system = str(entry["system"])
@@ -269,9 +413,10 @@ def _target(entry: Mapping[str, Any], index: int, env: Mapping[str, str]) -> Tar
     return TargetConfig(
         system=system,
         display_name=str(entry.get("display_name", defaults[1] if defaults else system)),
-        url=str(entry["url"]),
+        url=str(entry.get("url", "")),
         colour=str(entry.get("colour", defaults[3] if defaults else "#9D755D")),
         metric_prefix=str(entry.get("metric_prefix", defaults[2] if defaults else f"{system}_")),
         bearer_token=token,
         thresholds=thresholds,
+        job=str(entry["job"]) if entry.get("job") else None,
     )

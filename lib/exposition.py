@@ -1,10 +1,24 @@
 """Parse the Prometheus text exposition format into flat samples, with the checks a scraper needs.
 
+prometheus_client's parser does the parsing; this module maps its errors to FetchError.
+
+Which bodies count as metrics:
+- Rejected as a whole, so the scrape fails with FetchError NOT_METRICS and the target shows its
+  last good data marked stale: an HTML page (by content type or a leading `<`), bytes that are
+  not valid UTF-8, binary data (a NUL byte), any line the parser cannot read, and a non-empty
+  body with no readable sample. Prometheus, too, fails the whole scrape on a line it cannot parse.
+- Accepted with single samples dropped and counted in `ParseResult.dropped`: non-finite values
+  (NaN, +Inf, -Inf) of any sample, because one NaN would turn a per-system sum into NaN, and the
+  second and later copies of a series already seen in the body (the first is kept).
+- Accepted as they are: samples without a `# TYPE` line or whose name does not match the family
+  declared before them, which the parser returns as `unknown` families and which are stored as
+  plain (non-cumulative) values, as Prometheus stores untyped samples. `_created` samples are
+  skipped without counting. A counter that goes backwards is a valid body; the collector counts
+  the drop as a counter reset.
+
 A fast path reads the common case (one sample per line, no escapes, no timestamps or exemplars)
-with one regular expression per line. Any body it cannot read line by line goes to
-prometheus_client's parser instead, so both give the same samples. This module maps parser errors
-to FetchError and drops what a store must not keep: `_created` samples, non-finite counter values
-and duplicate series.
+with one regular expression per line. A body with any other line goes to prometheus_client's
+parser instead, and both give the same samples and drops.
 """
 
 from __future__ import annotations
@@ -156,8 +170,8 @@ def _parse_simple(text: str) -> ParseResult | None:
         # the fast path has no `_created` samples to drop.
         value = float(value_text)
         cumulative = name in cumulative_names
-        if cumulative and not math.isfinite(value):
-            result.drop("non-finite counter value")
+        if not math.isfinite(value):
+            result.drop("non-finite value")
             continue
         key = (name, labels)
         if key in seen:
@@ -180,8 +194,8 @@ def _add_sample(
     if name.endswith("_created") and name != family_name:
         return
     cumulative = any(name == family_name + suffix for suffix in suffixes)
-    if cumulative and not math.isfinite(value):
-        result.drop("non-finite counter value")
+    if not math.isfinite(value):
+        result.drop("non-finite value")
         return
     key = (name, tuple(sorted(labels.items())))
     if key in seen:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
+from lib.sources.base import Freshness, FreshnessState
+
 NO_DATA = "—"
 
 _SIGNIFICANT_DIGITS = 3
@@ -281,3 +283,14 @@ def escape_markdown(text: str) -> str:
     escaped = [f"\\{character}" if character in _MARKDOWN_SPECIAL else character
                for character in text]
     return "".join(escaped)
+
+
+def describe_freshness(freshness: Freshness | None, display_name: str, now: float) -> str | None:
+    """Return the sentence a panel shows for stale or missing data, None when it is fresh."""
+    if freshness is None or not freshness.stale:
+        return None
+    reason = freshness.reason or ""
+    if freshness.state is FreshnessState.NO_DATA or freshness.data_at is None:
+        return f"No data received yet from {display_name}. {reason}".strip()
+    age = format_relative_time(freshness.data_at, now)
+    return f"Stale: showing the last good data of {display_name}, from {age}. {reason}".strip()

@@ -78,26 +78,39 @@ def fetch(
     policy = policy or FetchPolicy()
     started = time.monotonic()
     retrying = tenacity.Retrying(
+        # stop_before_delay gives up when the next backoff would pass the deadline, so the caller
+        # gets the last real failure (refused, HTTP 503) rather than a bare timeout.
         stop=tenacity.stop_after_attempt(policy.attempts)
-        | tenacity.stop_after_delay(policy.deadline),
+        | tenacity.stop_before_delay(policy.deadline),
         wait=tenacity.wait_exponential_jitter(
-            multiplier=policy.backoff_initial, max=policy.backoff_max
+            multiplier=policy.backoff_initial, max=policy.backoff_max,
+            jitter=policy.backoff_initial,
         ),
         retry=tenacity.retry_if_exception(_is_retryable),
         before_sleep=_log_retry,
         reraise=True,
     )
+    last_error: FetchError | None = None
     for attempt in retrying:
         with attempt:
             remaining = policy.deadline - (time.monotonic() - started)
             if remaining <= 0:
-                raise FetchError(
+                raise last_error or FetchError(
                     url, FetchFailure.TIMEOUT, f"timed out after {policy.deadline:g} s"
                 )
-            return _fetch_once(
-                client, url, policy, remaining, headers, auth, params, method, data,
-                accept_statuses,
-            )
+            try:
+                return _fetch_once(
+                    client, url, policy, remaining, headers, auth, params, method, data,
+                    accept_statuses,
+                )
+            except FetchError as exc:
+                clipped = remaining < min(policy.connect_timeout, policy.read_timeout)
+                if exc.failure is FetchFailure.TIMEOUT and clipped and last_error is not None:
+                    # The retry only timed out because the deadline cut it short; the earlier
+                    # failure is the real reason.
+                    raise last_error from exc
+                last_error = exc
+                raise
     raise AssertionError("unreachable: tenacity either returns or re-raises")
 
 
@@ -148,8 +161,10 @@ def _fetch_once(
             url, FetchFailure.TIMEOUT, f"timed out {kind} after {time.monotonic() - started:.1f} s"
         ) from exc
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        # Also what a pooled keep-alive connection gives when the server closed it just as it
+        # was reused, which is why a reset is worth one more try.
         raise FetchError(
-            url, FetchFailure.PROTOCOL, f"closed the connection or sent a broken response ({exc})"
+            url, FetchFailure.RESET, f"closed the connection before the response ended ({exc})"
         ) from exc
     except httpx.HTTPError as exc:
         raise FetchError(url, FetchFailure.PROTOCOL, f"could not be fetched ({exc})") from exc

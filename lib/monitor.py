@@ -1,35 +1,47 @@
 """The facade that pages and scripts use: the platform's monitoring operations in one place.
 
-`get_monitor()` builds the whole embedded default once per process: settings, the store, the
-simulated platform (when enabled) and the collector. Only one process per data directory runs a
-collector; it holds `collector.lock` there, and any other process reads the same store.
+`get_monitor()` builds the monitor once per process from the settings. With the embedded source
+(the default) that is the store, the simulated platform (when enabled) and the collector; only one
+process per data directory runs a collector, holding `collector.lock` there, and any other process
+reads the same store. With a Prometheus source the app keeps no store and starts no collector;
+it starts the simulated platform only when `[simulator] enabled = true` asks for it.
+
+Every read goes through `LastGood`: one fetch per system, concurrently, each within the configured
+timeout. A system whose fetch fails or is late shows its last good result marked stale, or no data
+with the reason, and never holds up the other systems.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import pandas as pd
 
+from lib.cache import CACHE_DIR, Guarded, Job, LastGood, ResultCache, cache_key
 from lib.collector import Collector
-from lib.config import Settings, load_settings
+from lib.config import Settings, TargetConfig, load_settings
+from lib.errors import MonitorError
 from lib.health import Status, judge
 from lib.http import make_client
 from lib.signals import GOLDEN_SIGNALS
-from lib.sources.base import Source
+from lib.sources.base import FRESHNESS_ATTR, Freshness, Snapshot, Source, empty_frame
 from lib.sources.embedded import EmbeddedSource
+from lib.sources.prometheus import PrometheusSource
 from lib.store import Store
 from lib.timerange import TimeRange
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "metrics.sqlite"
+# Frame attribute with the warnings a source returned with the data, such as Prometheus's.
+WARNINGS_ATTR = "warnings"
 LOCK_FILE = "collector.lock"
 
 
@@ -63,6 +75,12 @@ class SystemHealth:
     last_success_at: float | None
     last_error: str | None
     trend: pd.DataFrame = field(repr=False, compare=False)
+    # Warnings the source returned with this system's values, shown beside them.
+    warnings: tuple[str, ...] = ()
+    freshness: Freshness | None = None
+    stale: bool = False
+    stale_reason: str | None = None
+    data_age_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,12 +100,32 @@ class TargetStatus:
 
 
 class Monitor:
-    """Reads signals, health and targets for the configured systems from one source."""
+    """Reads signals, health and targets for the configured systems from one source.
 
-    def __init__(self, settings: Settings, source: Source, store: Store | None = None) -> None:
+    `cache` keeps the last good result of each query; without it a failed fetch shows no data.
+    Each system's fetch gets `time_limit` seconds, by default `settings.scrape_timeout`.
+    `clock` returns epoch seconds.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+        cache: ResultCache | None = None,
+        time_limit: float | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.store = store
+        self.clock = clock
+        limit = settings.scrape_timeout if time_limit is None else time_limit
+        self.last_good = LastGood(cache, limit, clock)
+
+    def now(self) -> float:
+        """Return the current time (epoch seconds) by this monitor's clock."""
+        return self.clock()
 
     @property
     def source_label(self) -> str:
@@ -98,6 +136,7 @@ class Monitor:
 
     def time_range(self, preset: str, now: float | None = None) -> TimeRange:
         """Return the preset range with this deployment's scrape interval."""
+        now = self.clock() if now is None else now
         return TimeRange.preset(preset, now=now, scrape_interval=self.settings.scrape_interval)
 
     def platform_metrics(
@@ -106,10 +145,49 @@ class Monitor:
         time_range: TimeRange,
         signals: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Return the long signal frame of several systems over `time_range`."""
-        for system in systems:
-            self.settings.target(system)
-        return self.source.signals(list(systems), time_range, list(signals or GOLDEN_SIGNALS))
+        """Return the long signal frame of several systems over `time_range`.
+
+        `frame.attrs["freshness"]` maps each system to its Freshness: a system whose fetch failed
+        contributes its last good rows, or none.
+        """
+        names = list(signals or GOLDEN_SIGNALS)
+        jobs = [
+            self._job(system, "signals", names, time_range,
+                      functools.partial(self._fetch_signals, system, time_range, names))
+            for system in systems
+        ]
+        results = self.last_good.run(jobs)
+        frames = [r.value for r in results.values() if r.value is not None and not r.value.empty]
+        warnings = [w for f in frames for w in f.attrs.get(WARNINGS_ATTR, ())]
+        frame = pd.concat(frames, ignore_index=True) if frames else empty_frame()
+        frame.attrs = {"time_range": time_range}
+        if warnings:
+            frame.attrs[WARNINGS_ATTR] = list(dict.fromkeys(warnings))
+        frame.attrs[FRESHNESS_ATTR] = {system: r.freshness for system, r in results.items()}
+        return frame
+
+    def _fetch_signals(
+        self, system: str, time_range: TimeRange, names: list[str]
+    ) -> tuple[pd.DataFrame, Freshness | None]:
+        frame = self.source.signals([system], time_range, names)
+        own = frame.attrs.get(FRESHNESS_ATTR, {}).get(system)
+        # Keep only plain data in the cached frame; the facade sets the attributes again.
+        warnings = list(frame.attrs.get(WARNINGS_ATTR, ()))
+        frame.attrs = {WARNINGS_ATTR: warnings} if warnings else {}
+        return frame, own
+
+    def _job(
+        self,
+        system: str,
+        kind: str,
+        names: Sequence[str],
+        time_range: TimeRange,
+        fetch: Callable[[], tuple[Any, Freshness | None]],
+    ) -> Job[Any]:
+        target = self.settings.target(system)
+        key = cache_key(self.source.label, kind, system, ",".join(names), time_range.label,
+                        f"{time_range.step:g}")
+        return Job(system, target.display_name, key, fetch)
 
     def system_metrics(
         self, system: str, time_range: TimeRange, signals: Sequence[str] | None = None
@@ -121,23 +199,42 @@ class Monitor:
         self, systems: Sequence[str], time_range: TimeRange, now: float | None = None
     ) -> list[SystemHealth]:
         """Return each system's status, current values and request-rate trend."""
-        now = time.time() if now is None else now
-        trends = self.platform_metrics(systems, time_range, ["requests_per_second"])
-        return [self._health(system, time_range, now, trends) for system in systems]
+        now = self.clock() if now is None else now
+        jobs = [
+            self._job(system, "overview", ["requests_per_second"], time_range,
+                      functools.partial(self._fetch_overview, system, time_range, now))
+            for system in systems
+        ]
+        results = self.last_good.run(jobs)
+        return [self._health(system, now, results[system]) for system in systems]
+
+    def _fetch_overview(
+        self, system: str, time_range: TimeRange, now: float
+    ) -> tuple[tuple[Snapshot, pd.DataFrame], Freshness | None]:
+        trend, _ = self._fetch_signals(system, time_range, ["requests_per_second"])
+        snapshot = self.source.snapshot(system, time_range, now)
+        return (snapshot, trend), snapshot.freshness
 
     def _health(
-        self, system: str, time_range: TimeRange, now: float, trends: pd.DataFrame
+        self, system: str, now: float, result: Guarded[tuple[Snapshot, pd.DataFrame]]
     ) -> SystemHealth:
         target = self.settings.target(system)
-        snapshot = self.source.snapshot(system, time_range, now)
+        freshness = result.freshness
+        if result.value is None:
+            return _no_data_health(system, target.display_name, freshness)
+        snapshot, trend = result.value
         verdict = judge(snapshot, target.thresholds, now, self.settings.scrape_interval)
+        status, reasons = verdict.status, verdict.reasons
+        if freshness.stale and status is Status.HEALTHY:
+            status = Status.WARNING
+            reasons = (*reasons, "Stale: the values are the last good data.")
         values = snapshot.values
         start = snapshot.process_start_time
         return SystemHealth(
             system=system,
             display_name=target.display_name,
-            status=verdict.status,
-            reasons=verdict.reasons,
+            status=status,
+            reasons=reasons,
             availability=snapshot.availability,
             process_uptime_seconds=now - start if start else None,
             requests_per_second=_value(values, "requests_per_second"),
@@ -150,12 +247,22 @@ class Monitor:
             last_scrape_at=snapshot.last_scrape_at,
             last_success_at=snapshot.last_success_at,
             last_error=snapshot.last_error,
-            trend=trends[trends["system"] == system].reset_index(drop=True),
+            trend=trend.reset_index(drop=True),
+            warnings=tuple(
+                dict.fromkeys([*snapshot.warnings, *trend.attrs.get(WARNINGS_ATTR, ())])
+            ),
+            freshness=freshness,
+            stale=freshness.stale,
+            stale_reason=freshness.reason if freshness.stale else None,
+            data_age_seconds=freshness.age_seconds,
         )
 
     def targets(self) -> list[TargetStatus]:
-        """Return every configured endpoint with the collector's last view of it."""
-        records = {r.system: r for r in self.store.targets()} if self.store else {}
+        """Return every configured endpoint with the collector's last view of it, or without
+        a store of its own (Prometheus source), with the source's view of its scrapes."""
+        if self.store is None:
+            return [self._source_target(target) for target in self.settings.targets]
+        records = {r.system: r for r in self.store.targets()}
         statuses = []
         for target in self.settings.targets:
             record = records.get(target.system)
@@ -174,6 +281,44 @@ class Monitor:
                 )
             )
         return statuses
+
+
+    def _source_target(self, target: TargetConfig) -> TargetStatus:
+        now = time.time()
+        health, last_error = "unknown", None
+        last_scrape = None
+        try:
+            snapshot = self.source.snapshot(target.system, self.time_range("1h", now=now), now)
+        except MonitorError as error:
+            last_error = str(error)
+        else:
+            up = _value(snapshot.values, "up")
+            health = "unknown" if up is None else ("up" if up >= 1 else "down")
+            last_scrape, last_error = snapshot.last_scrape_at, snapshot.last_error
+        return TargetStatus(
+            system=target.system,
+            display_name=target.display_name,
+            url=f"job {target.prometheus_job!r}",
+            health=health,
+            last_scrape_at=last_scrape,
+            scrape_duration_seconds=None,
+            samples=None,
+            last_error=last_error,
+            consecutive_failures=0,
+            next_scrape_at=None,
+        )
+
+
+def _no_data_health(system: str, display_name: str, freshness: Freshness) -> SystemHealth:
+    return SystemHealth(
+        system=system, display_name=display_name, status=Status.WARNING,
+        reasons=("No data received yet.",),
+        availability=None, process_uptime_seconds=None, requests_per_second=None,
+        average_latency_ms=None, p95_latency_ms=None, error_rate=None, cpu_usage=None,
+        memory_usage=None, cost_per_hour=None, last_scrape_at=None, last_success_at=None,
+        last_error=freshness.reason, trend=empty_frame(), freshness=freshness, stale=True,
+        stale_reason=freshness.reason, data_age_seconds=None,
+    )
 
 
 def _value(values: dict[str, float], name: str) -> float | None:
@@ -219,21 +364,59 @@ class Runtime:
 
 
 def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Monitor, Runtime]:
-    """Build the monitor for `settings`; with `start_background`, also start the simulated
-    platform and the collector when this process holds the data directory's lock."""
+    """Build the monitor for `settings` with the source that `[source] kind` names.
+
+    With `start_background`, the embedded source also starts the simulated platform and the
+    collector when this process holds the data directory's lock; the Prometheus source starts
+    only the simulated platform, and only when the settings enable it.
+    """
+    if settings.source.kind == "prometheus":
+        return _build_prometheus_monitor(settings, start_background)
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.storage.data_dir / STORE_FILE)
+    cache = ResultCache(settings.storage.data_dir / CACHE_DIR)
     runtime = Runtime()
     if start_background and runtime.acquire_collector_lock(settings):
         if settings.simulator.enabled:
             runtime.platform = _start_simulated_platform(settings)
         runtime.collector = Collector(settings, store, make_client())
-        runtime.collector.start()
+        if settings.simulator.enabled and settings.simulator.backfill > 0:
+            runtime.collector.start(before=_backfill_task(settings, runtime.collector))
+        else:
+            runtime.collector.start()
     elif start_background:
         log.info("another process runs the collector for %s; reading only",
                  settings.storage.data_dir)
     source = EmbeddedSource(store, settings.scrape_interval)
-    return Monitor(settings, source, store), runtime
+    return Monitor(settings, source, store, cache=cache), runtime
+
+
+def _backfill_task(settings: Settings, collector: Collector) -> Callable[[], object]:
+    def backfill() -> object:
+        from lib.backfill import backfill_simulated
+
+        simulator = settings.simulator
+        return backfill_simulated(
+            collector, simulator.seed, simulator.backfill, time.time(), simulator.incidents
+        )
+
+    return backfill
+
+
+def _build_prometheus_monitor(
+    settings: Settings, start_background: bool
+) -> tuple[Monitor, Runtime]:
+    runtime = Runtime()
+    if start_background and settings.simulator.enabled:
+        runtime.platform = _start_simulated_platform(settings)
+    source = PrometheusSource(
+        settings.source, settings.targets, make_client(), settings.scrape_interval
+    )
+    # The Prometheus source keeps no store, so the result cache is the only last good data.
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    cache = ResultCache(settings.storage.data_dir / CACHE_DIR)
+    log.info("reading signals from %s", source.label)
+    return Monitor(settings, source, cache=cache), runtime
 
 
 def _start_simulated_platform(settings: Settings) -> Any:
@@ -256,12 +439,27 @@ def _start_simulated_platform(settings: Settings) -> Any:
 _MONITOR: tuple[Monitor, Runtime] | None = None
 
 
+def set_monitor(monitor: Monitor, runtime: Runtime | None = None) -> None:
+    """Make `monitor` the one `get_monitor()` returns, for embedding the pages elsewhere and for
+    tests that drive a monitor with their own clock."""
+    global _MONITOR
+    _MONITOR = (monitor, runtime or Runtime())
+
+
+def configure_logging() -> None:
+    """Log INFO and above to stderr, without httpx's per-request lines."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # httpx logs every request at INFO with its full URL, a password in it included. The
+    # collector logs one line per cycle and every failure itself, with passwords redacted.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def get_monitor() -> Monitor:
     """Return this process's monitor, building it and its background parts on first call."""
     global _MONITOR
     if _MONITOR is None:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging()
         _MONITOR = build_monitor(load_settings())
     return _MONITOR[0]

@@ -15,14 +15,21 @@ Tables:
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
+
+from lib.errors import StoreError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 ROLLUP_RESOLUTIONS = (60, 300, 1800)
 SAMPLE_ROLLUP = 300
@@ -141,14 +148,38 @@ class TargetRecord:
     next_scrape_at: float | None
 
 
+def _translated(
+    action: str,
+) -> Callable[[Callable[Concatenate[Store, P], R]], Callable[Concatenate[Store, P], R]]:
+    """Map sqlite3 errors raised by a Store method to StoreError, so that callers (and pages,
+    which catch MonitorError) get one plain message instead of a driver exception."""
+
+    def decorate(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
+        @functools.wraps(method)
+        def wrapper(store: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(store, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise StoreError(str(store.path), action, f"{type(exc).__name__}: {exc}") from exc
+
+        return wrapper
+
+    return decorate
+
+
 class Store:
-    """SQLite-backed metric store at `path`; safe to share between threads."""
+    """SQLite-backed metric store at `path`; safe to share between threads. Every sqlite3 error
+    leaves it as StoreError."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._create_schema()
+
+    @_translated("create the tables of")
+    def _create_schema(self) -> None:
         with self._write_lock:
             connection = self.connection()
             connection.executescript(_SCHEMA)
@@ -158,6 +189,7 @@ class Store:
             )
             connection.commit()
 
+    @_translated("open")
     def connection(self) -> sqlite3.Connection:
         """Return this thread's connection, opening it in WAL mode on first use."""
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -171,6 +203,7 @@ class Store:
 
     # -- writing (the collector) ------------------------------------------------------------
 
+    @_translated("read the series of")
     def series_ids(self, system: str) -> dict[tuple[str, str], int]:
         """Return {(name, labels json): id} of one system's known series."""
         rows = self.connection().execute(
@@ -178,6 +211,7 @@ class Store:
         )
         return {(name, labels): series_id for name, labels, series_id in rows}
 
+    @_translated("add series to")
     def create_series(
         self, system: str, keys: Iterable[tuple[str, str, bool]]
     ) -> dict[tuple[str, str], int]:
@@ -191,11 +225,13 @@ class Store:
             )
         return self.series_ids(system)
 
+    @_translated("read the counter state of")
     def counter_states(self) -> dict[int, tuple[float, float]]:
         """Return {series id: (last raw value, accumulated increase)}."""
         rows = self.connection().execute("SELECT series_id, last_raw, acc FROM counter_state")
         return {series_id: (last_raw, acc) for series_id, last_raw, acc in rows}
 
+    @_translated("write a scrape cycle to")
     def write_cycle(
         self,
         samples: Sequence[tuple[int, float, float]],
@@ -253,6 +289,7 @@ class Store:
             [[row.system, res, int(row.ts // res), *base] for res in ROLLUP_RESOLUTIONS],
         )
 
+    @_translated("delete old samples from")
     def prune(self, now: float, raw_retention: float, rollup_retention: float) -> None:
         """Delete samples older than the retention periods (seconds before `now`)."""
         connection = self.connection()
@@ -275,6 +312,7 @@ class Store:
 
     # -- reading (the pages) ----------------------------------------------------------------
 
+    @_translated("read the aggregates of")
     def aggregate_series(
         self, system: str, start: float, end: float, resolution: int
     ) -> AggregateSeries:
@@ -299,6 +337,7 @@ class Store:
         ).fetchall()
         return _to_arrays(before + rows, resolution)
 
+    @_translated("read the scrape counts of")
     def scrape_counts(
         self, system: str, start: float, end: float
     ) -> tuple[float, float] | None:
@@ -334,6 +373,7 @@ class Store:
         ).fetchone()
         return last[1] - first[0] + 1, last[2] - first[1] + first[2]
 
+    @_translated("read the targets of")
     def targets(self) -> list[TargetRecord]:
         """Return the collector's last view of every endpoint."""
         rows = self.connection().execute(
@@ -342,6 +382,7 @@ class Store:
         ).fetchall()
         return [TargetRecord(*row) for row in rows]
 
+    @_translated("read samples from")
     def series_samples(
         self, system: str, name: str, start: float, end: float, rollup: bool
     ) -> list[tuple[str, float, float]]:

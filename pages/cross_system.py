@@ -7,10 +7,11 @@ import streamlit as st
 
 from lib.charts import latency_chart, signal_chart
 from lib.errors import MonitorError
-from lib.format import escape_markdown
+from lib.format import describe_freshness, escape_markdown
 from lib.monitor import Monitor
 from lib.signals import SIGNALS
-from pages.state import Selection, cached_monitor, current_selection
+from lib.sources.base import FRESHNESS_ATTR
+from pages.state import Selection, cached_monitor, cached_platform_metrics, current_selection
 
 CHART_SIGNALS = (
     "requests_per_second",
@@ -39,15 +40,31 @@ def show_cross_system() -> None:
 
 
 def _render_charts(monitor: Monitor, selection: Selection) -> None:
-    time_range = monitor.time_range(selection.time_range)
     try:
         with st.spinner("Loading metrics…"):
-            frame = monitor.platform_metrics(selection.systems, time_range, CHART_SIGNALS)
+            now, frame = cached_platform_metrics(
+                selection.systems, selection.time_range, CHART_SIGNALS
+            )
     except MonitorError as error:
         st.error(f"Could not read the metrics: {escape_markdown(str(error))}")
         return
 
+    for warning in frame.attrs.get("warnings", ()):
+        st.warning(f"The source warned: {escape_markdown(warning)}", icon=":material/info:")
+
     systems = monitor.systems()
+    names = {system.id: system.display_name for system in systems}
+    freshness = frame.attrs.get(FRESHNESS_ATTR, {})
+    # One line per system under the charts' legend: fresh, or stale with its age and reason.
+    for system in selection.systems:
+        stale = describe_freshness(freshness.get(system), names.get(system, system), now)
+        if stale:
+            st.warning(escape_markdown(stale), icon=":material/history:")
+    fresh = [names.get(s, s) for s in selection.systems
+             if s in freshness and not freshness[s].stale]
+    if fresh:
+        st.caption(escape_markdown(f"Fresh data: {', '.join(fresh)}."))
+
     charts: list[alt.LayerChart] = [
         signal_chart(frame, "requests_per_second", title=SIGNALS["requests_per_second"].title,
                      systems=systems),

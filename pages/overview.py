@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Literal
 
@@ -11,6 +10,7 @@ import streamlit as st
 from lib.charts import sparkline
 from lib.errors import MonitorError
 from lib.format import (
+    describe_freshness,
     escape_markdown,
     format_bytes,
     format_cores,
@@ -24,7 +24,7 @@ from lib.format import (
 )
 from lib.health import Status
 from lib.monitor import Monitor, SystemHealth
-from pages.state import Selection, cached_monitor, current_selection
+from pages.state import Selection, cached_monitor, cached_overview, current_selection
 
 CARDS_PER_ROW = 3
 BadgeColour = Literal["green", "orange", "red", "gray"]
@@ -51,10 +51,8 @@ def show_overview() -> None:
 
 
 def _render_cards(monitor: Monitor, selection: Selection) -> None:
-    now = time.time()
-    time_range = monitor.time_range(selection.time_range, now=now)
     try:
-        healths = monitor.overview(selection.systems, time_range, now=now)
+        now, time_range, healths = cached_overview(selection.systems, selection.time_range)
     except MonitorError as error:
         st.error(f"Could not read the systems' health: {escape_markdown(str(error))}")
         return
@@ -72,6 +70,11 @@ def _render_card(health: SystemHealth, colour: str, now: float) -> None:
     # The badge shows the status as a word and an icon, so colour is never the only cue.
     st.badge(health.status.label.capitalize(), icon=health.status.icon,
              color=STATUS_BADGE_COLOURS.get(health.status, "gray"))
+    stale = describe_freshness(health.freshness, health.display_name, now)
+    if stale:
+        st.warning(escape_markdown(stale), icon=":material/history:")
+    else:
+        st.caption("Fresh data.")
     for reason in health.reasons:
         st.caption(escape_markdown(reason))
 
@@ -101,9 +104,11 @@ def _render_card(health: SystemHealth, colour: str, now: float) -> None:
             f"Last successful scrape: {format_timestamp(health.last_success_at)} "
             f"({format_relative_time(health.last_success_at, now)})"
         ))
-    if health.last_error:
+    if health.last_error and not stale:
         st.warning(f"Last scrape failed: {escape_markdown(health.last_error)}",
                    icon=":material/warning:")
+    for warning in health.warnings:
+        st.warning(f"The source warned: {escape_markdown(warning)}", icon=":material/info:")
 
 
 def _chunks(healths: Sequence[SystemHealth], size: int) -> list[Sequence[SystemHealth]]:

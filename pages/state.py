@@ -1,22 +1,31 @@
-"""The Monitor shared by all sessions, and the sidebar choices that every page reads.
+"""The Monitor shared by all sessions, the cached reads every page uses, and the sidebar choices.
 
 The entry point renders the sidebar on every run, so its widgets keep their values in
 st.session_state while the viewer moves between pages.
+
+Pages read data only through the `cached_*` functions. st.cache_data keeps each result for
+`DATA_TTL_SECONDS` and lets one session compute it while the others wait. So any number of open
+sessions cause one query per system and interval, not one per session.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import streamlit as st
 
 from lib.format import escape_markdown
-from lib.monitor import Monitor, get_monitor
-from lib.timerange import PRESETS
+from lib.monitor import Monitor, SystemHealth, TargetStatus, get_monitor
+from lib.timerange import PRESETS, TimeRange
 
 TIME_RANGE_KEY = "sidebar.time_range"
 SYSTEMS_KEY = "sidebar.systems"
 REFRESH_KEY = "sidebar.refresh_seconds"
+
+# The shortest auto-refresh the sidebar offers, so every refresh choice gets new data while all
+# sessions within one interval share one query.
+DATA_TTL_SECONDS = 10
 
 DEFAULT_TIME_RANGE = "1h"
 DEFAULT_REFRESH_SECONDS = 30
@@ -42,6 +51,43 @@ class Selection:
 def cached_monitor() -> Monitor:
     """Return the server process's Monitor, which starts the collector on first use."""
     return get_monitor()
+
+
+@st.cache_data(ttl=DATA_TTL_SECONDS, show_spinner=False, max_entries=64)
+def cached_overview(
+    systems: tuple[str, ...], time_range: str
+) -> tuple[float, TimeRange, list[SystemHealth]]:
+    """Return (now, range, each system's health) for the preset range ending now."""
+    monitor = cached_monitor()
+    now = monitor.now()
+    chosen = monitor.time_range(time_range, now=now)
+    return now, chosen, monitor.overview(systems, chosen, now=now)
+
+
+@st.cache_data(ttl=DATA_TTL_SECONDS, show_spinner=False, max_entries=64)
+def cached_platform_metrics(
+    systems: tuple[str, ...], time_range: str, signals: tuple[str, ...]
+) -> tuple[float, pd.DataFrame]:
+    """Return (now, the long signal frame of `systems`) for the preset range ending now. The
+    frame's attrs hold the range and each system's freshness."""
+    monitor = cached_monitor()
+    now = monitor.now()
+    chosen = monitor.time_range(time_range, now=now)
+    return now, monitor.platform_metrics(systems, chosen, signals)
+
+
+@st.cache_data(ttl=DATA_TTL_SECONDS, show_spinner=False)
+def cached_targets() -> tuple[float, list[TargetStatus]]:
+    """Return (now, every configured endpoint with the collector's last view of it)."""
+    monitor = cached_monitor()
+    return monitor.now(), monitor.targets()
+
+
+def clear_data_caches() -> None:
+    """Clear the cached reads, for tests that change the data between renders."""
+    cached_overview.clear()
+    cached_platform_metrics.clear()
+    cached_targets.clear()
 
 
 def render_sidebar(monitor: Monitor) -> None:

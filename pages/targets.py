@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
+from lib.collector import BACKOFF_AFTER_FAILURES
 from lib.errors import MonitorError
 from lib.format import (
     escape_markdown,
@@ -14,11 +13,12 @@ from lib.format import (
     format_relative_time,
     format_timestamp,
 )
-from lib.monitor import Monitor, TargetStatus
-from pages.state import Selection, cached_monitor, current_selection
+from lib.monitor import TargetStatus
+from pages.state import Selection, cached_monitor, cached_targets, current_selection
 
 # Each state is shown as an icon and a word, so colour is never the only cue.
 STATE_LABELS = {"up": "✅ up", "down": "❌ down", "unknown": "❔ unknown"}
+BACKING_OFF_LABEL = "❌ down, retried less often"
 
 
 def show_targets() -> None:
@@ -32,13 +32,13 @@ def show_targets() -> None:
         return
 
     refreshing_table = st.fragment(_render_targets, run_every=selection.refresh_seconds)
-    refreshing_table(monitor, selection)
+    refreshing_table(selection)
 
 
-def _render_targets(monitor: Monitor, selection: Selection) -> None:
-    now = time.time()
+def _render_targets(selection: Selection) -> None:
     try:
-        statuses = [status for status in monitor.targets() if status.system in selection.systems]
+        now, all_statuses = cached_targets()
+        statuses = [status for status in all_statuses if status.system in selection.systems]
     except MonitorError as error:
         st.error(f"Could not read the targets: {escape_markdown(str(error))}")
         return
@@ -69,7 +69,7 @@ def _targets_table(statuses: list[TargetStatus], now: float) -> pd.DataFrame:
         {
             "Endpoint": format_endpoint(status.url),
             "System": status.display_name,
-            "State": STATE_LABELS.get(status.health, status.health),
+            "State": _state_label(status),
             "Last scrape": format_timestamp(status.last_scrape_at),
             "Age": format_relative_time(status.last_scrape_at, now),
             "Scrape duration": (
@@ -78,7 +78,7 @@ def _targets_table(statuses: list[TargetStatus], now: float) -> pd.DataFrame:
             ),
             "Samples": status.samples,
             "Failures in a row": status.consecutive_failures,
-            "Next scrape": format_relative_time(status.next_scrape_at, now),
+            "Next try": format_relative_time(status.next_scrape_at, now),
             "Last error": status.last_error or "",
         }
         for status in statuses
@@ -87,6 +87,12 @@ def _targets_table(statuses: list[TargetStatus], now: float) -> pd.DataFrame:
     if not table.empty:
         table["Samples"] = table["Samples"].astype("Int64")
     return table
+
+
+def _state_label(status: TargetStatus) -> str:
+    if status.health == "down" and status.consecutive_failures >= BACKOFF_AFTER_FAILURES:
+        return BACKING_OFF_LABEL
+    return STATE_LABELS.get(status.health, status.health)
 
 
 if __name__ == "__main__":  # Streamlit runs each page script as __main__

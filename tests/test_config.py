@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.config import ConfigError, load_settings, parse_duration
+from lib.config import ConfigError, load_settings, parse_duration, settings_from_mapping
 
 
 def test_defaults_watch_simulated_platform(
@@ -88,3 +88,74 @@ def test_parse_duration(text: object, seconds: float) -> None:
 def test_parse_duration_rejects(text: object) -> None:
     with pytest.raises(ConfigError):
         parse_duration(text, "x")
+
+
+def test_prometheus_source_settings(tmp_path: Path) -> None:
+    path = tmp_path / "pm.toml"
+    path.write_text(
+        """
+[source]
+kind = "prometheus"
+url = "http://127.0.0.1:9090/"
+username = "viewer"
+password_env = "PROM_PASSWORD"
+extra_matchers = '{cluster="prod", env=~"eu-.*"}'
+timeout = "20s"
+
+[[targets]]
+system = "relaycore"
+job = "relay"
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings(path, environ={"PROM_PASSWORD": "pw"})
+    source = settings.source
+    assert source.kind == "prometheus"
+    assert source.url == "http://127.0.0.1:9090"
+    assert source.username == "viewer"
+    assert source.password == "pw"
+    assert source.extra_matchers == 'cluster="prod",env=~"eu-.*"'
+    assert source.timeout == 20
+    assert settings.target("relaycore").prometheus_job == "relay"
+    assert not settings.simulator.enabled
+    assert "pw" not in repr(source)
+
+
+def test_prometheus_source_defaults_job_and_simulator_off() -> None:
+    settings = settings_from_mapping(
+        {"source": {"kind": "prometheus", "url": "http://127.0.0.1:9090",
+                    "bearer_token_env": "TOKEN"}},
+        {"TOKEN": "abc"},
+    )
+    assert settings.source.bearer_token == "abc"
+    assert settings.target("automatrix").prometheus_job == "automatrix"
+    assert not settings.simulator.enabled
+
+
+def test_prometheus_source_simulator_explicit() -> None:
+    settings = settings_from_mapping(
+        {"source": {"kind": "prometheus", "url": "http://127.0.0.1:9090"},
+         "simulator": {"enabled": True}},
+        {},
+    )
+    assert settings.simulator.enabled
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ({"kind": "thanos"}, "kind must be one of"),
+        ({"kind": "prometheus"}, "url must be the Prometheus server's"),
+        ({"kind": "prometheus", "url": "http://x", "extra_matchers": "cluster=prod"},
+         "is not a label matcher"),
+        ({"kind": "prometheus", "url": "http://x", "bearer_token_env": "MISSING"},
+         "'MISSING' named by bearer_token_env is not set"),
+        ({"kind": "prometheus", "url": "http://x", "username": "u"}, "needs password_env"),
+        ({"kind": "prometheus", "url": "http://x", "username": "u", "bearer_token_env": "T"},
+         "choose one"),
+        ({"kind": "prometheus", "url": "http://x", "query_timeout": 3}, "unknown key"),
+    ],
+)
+def test_source_settings_rejected(source: dict[str, object], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        settings_from_mapping({"source": source}, {})

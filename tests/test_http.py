@@ -68,11 +68,12 @@ def test_body_over_cap_rejected(fault_server: FaultServer) -> None:
     assert error.failure is FetchFailure.TOO_LARGE
 
 
-def test_truncated_body_is_protocol_error(fault_server: FaultServer) -> None:
+def test_truncated_body_is_reset(fault_server: FaultServer) -> None:
     fault_server.behaviour.body = b"up 1\n" * 100
     fault_server.behaviour.truncate_to = 10
     error = fetch_error(fault_server.url, FetchPolicy(attempts=1))
-    assert error.failure is FetchFailure.PROTOCOL
+    assert error.failure is FetchFailure.RESET
+    assert error.retryable
 
 
 def test_success_returns_body(fault_server: FaultServer) -> None:
@@ -81,3 +82,12 @@ def test_success_returns_body(fault_server: FaultServer) -> None:
         response = fetch(client, fault_server.url, policy=FAST)
     assert response.body == b"up 1\n"
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_short_deadline_keeps_real_reason(attempt: int) -> None:
+    # Each backoff (0.2 s plus up to 0.2 s of jitter) may pass the 0.3 s deadline; the error
+    # must then still be the refusal, not a bare timeout.
+    policy = FetchPolicy(deadline=0.3, attempts=5, backoff_initial=0.2, backoff_max=0.4)
+    error = fetch_error(f"http://127.0.0.1:{free_port()}/metrics", policy)
+    assert error.failure is FetchFailure.REFUSED

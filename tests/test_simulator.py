@@ -151,6 +151,18 @@ def test_outage_restarts_with_fresh_counters() -> None:
     assert simulator.truth("neuroweaver", outage_start, outage_start + 60).requests == 0
 
 
+def test_memory_set_from_first_instant() -> None:
+    config = SimulationConfig(
+        seed=4, incidents=(Incident("outage", "neuroweaver", MIDNIGHT + 300, 60.5),)
+    )
+    simulator = PlatformSimulator(config, MIDNIGHT)
+    for system in SYSTEMS:
+        assert simulator.memory_bytes(system) > 100 * MIB
+    # The tick the process restarts in already has the new process's memory.
+    simulator.advance_to(MIDNIGHT + 361)
+    assert simulator.memory_bytes("neuroweaver") > GIB
+
+
 def test_outage_truth_has_no_traffic() -> None:
     config = SimulationConfig(
         seed=4, incidents=(Incident("outage", "automatrix", MIDNIGHT + 10, 100),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
@@ -13,6 +14,59 @@ from lib.signals import SIGNALS
 from lib.timerange import TimeRange
 
 FRAME_COLUMNS = ("timestamp", "system", "signal", "value", "unit")
+# Key of the frame attribute that maps each system id to its Freshness.
+FRESHNESS_ATTR = "freshness"
+
+
+class FreshnessState(StrEnum):
+    """Whether a system's data is current, the last good data, or absent."""
+
+    FRESH = "fresh"
+    STALE = "stale"
+    NO_DATA = "no_data"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How current one system's data is. `data_at` is when the data shown was last known good
+    and `checked_at` when that was judged (epoch seconds); `reason` says in plain words why
+    the data is stale or absent."""
+
+    system: str
+    state: FreshnessState
+    data_at: float | None
+    checked_at: float
+    reason: str | None = None
+
+    @classmethod
+    def fresh(cls, system: str, now: float, data_at: float | None = None) -> Freshness:
+        return cls(system, FreshnessState.FRESH, now if data_at is None else data_at, now)
+
+    @classmethod
+    def stale_since(
+        cls, system: str, now: float, data_at: float | None, reason: str
+    ) -> Freshness:
+        return cls(system, FreshnessState.STALE, data_at, now, reason)
+
+    @classmethod
+    def no_data(cls, system: str, now: float, reason: str) -> Freshness:
+        return cls(system, FreshnessState.NO_DATA, None, now, reason)
+
+    @property
+    def stale(self) -> bool:
+        """True when the data is not current: stale or absent."""
+        return self.state is not FreshnessState.FRESH
+
+    @property
+    def age_seconds(self) -> float | None:
+        """Age of the data when it was judged, None without data."""
+        return self.age_at(self.checked_at)
+
+    def age_at(self, now: float) -> float | None:
+        """Return the age of the data at `now`, None without data."""
+        if self.data_at is None:
+            return None
+        return max(0.0, now - self.data_at)
 
 
 @dataclass(frozen=True)
@@ -27,6 +81,10 @@ class Snapshot:
     last_scrape_at: float | None
     last_success_at: float | None
     last_error: str | None
+    # Warnings the source returned with the values, such as Prometheus's response warnings.
+    warnings: Sequence[str] = ()
+    # None when the source does not judge freshness itself; the facade then judges it.
+    freshness: Freshness | None = None
 
 
 class Source(Protocol):

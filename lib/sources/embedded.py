@@ -4,6 +4,9 @@ Each point t of a range is evaluated like an instant query at t: a rate is the i
 reset-corrected per-system sum between the last row at or before t - window and the last row at
 or before t, divided by the time between them; a gauge is the value of the last row at or before
 t, unless that scrape failed or is older than the lookback (Prometheus's 5 minutes).
+
+The store is itself the last good data of every system: when a target's last scrape failed, its
+snapshot holds the values at its last successful scrape, marked stale with the collector's reason.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from lib.signals import histogram_quantiles
-from lib.sources.base import Snapshot, long_frame
-from lib.store import ROLLUP_RESOLUTIONS, AggregateSeries, Store
+from lib.sources.base import FRESHNESS_ATTR, Freshness, Snapshot, long_frame
+from lib.store import ROLLUP_RESOLUTIONS, AggregateSeries, Store, TargetRecord
 from lib.timerange import TimeRange
 
 LOOKBACK_S = 300.0
@@ -55,24 +58,38 @@ class EmbeddedSource:
                 values = evaluator.evaluate(signal, points, time_range.window, time_range.step)
                 parts.append((system, signal, points, values))
         frame = long_frame(parts)
-        if parts:
-            frame.attrs["time_range"] = time_range
+        frame.attrs["time_range"] = time_range
+        records = self._records()
+        frame.attrs[FRESHNESS_ATTR] = {
+            system: target_freshness(system, records.get(system), time_range.end_s)
+            for system in systems
+        }
         return frame
 
     def snapshot(self, system: str, time_range: TimeRange, now: float) -> Snapshot:
-        """Return the latest values of `system` and its availability over `time_range`."""
+        """Return the latest values of `system` and its availability over `time_range`.
+
+        When the last scrape failed, the values are those at the last successful scrape, except
+        `up`, which is 0 as it is now.
+        """
+        record = self._records().get(system)
+        freshness = target_freshness(system, record, now)
+        at = now
+        if freshness.stale and freshness.data_at is not None:
+            at = min(now, freshness.data_at)
         window = CURRENT_WINDOW_SCRAPES * self.scrape_interval
-        recent = self.store.aggregate_series(system, now - window - LOOKBACK_S, now, 0)
+        recent = self.store.aggregate_series(system, at - window - LOOKBACK_S, now, 0)
         evaluator = Evaluator(recent, self.scrape_interval)
-        point = np.array([now])
+        point = np.array([at])
         values = {
             signal: float(evaluator.evaluate(signal, point, window, self.scrape_interval)[0])
             for signal in (*RATE_SIGNALS, *GAUGE_SIGNALS, "error_rate", "average_latency_ms",
-                           "p95_latency_ms", "up")
+                           "p95_latency_ms")
         }
+        values["up"] = float(evaluator.evaluate("up", np.array([now]), window,
+                                                self.scrape_interval)[0])
         start_times = recent.columns["start_time"]
         known = start_times[~np.isnan(start_times)]
-        record = next((t for t in self.store.targets() if t.system == system), None)
         return Snapshot(
             system=system,
             values=values,
@@ -81,7 +98,11 @@ class EmbeddedSource:
             last_scrape_at=record.last_scrape_at if record else None,
             last_success_at=record.last_success_at if record else None,
             last_error=record.last_error if record else None,
+            freshness=freshness,
         )
+
+    def _records(self) -> dict[str, TargetRecord]:
+        return {record.system: record for record in self.store.targets()}
 
     def availability(self, system: str, time_range: TimeRange) -> float | None:
         """Return the share of successful scrapes in the range, None without scrapes."""
@@ -92,6 +113,21 @@ class EmbeddedSource:
             return None
         scrapes, ups = counts
         return float(ups / scrapes) if scrapes > 0 else None
+
+
+def target_freshness(system: str, record: TargetRecord | None, now: float) -> Freshness:
+    """Return the freshness of `system` from the collector's record of its target: fresh while
+    the last scrape succeeded, stale since the last success while it fails, no data before the
+    first success."""
+    if record is None:
+        return Freshness.no_data(system, now, "The first scrape has not finished yet.")
+    if record.last_success_at is None:
+        reason = record.last_error or "The first scrape has not finished yet."
+        return Freshness.no_data(system, now, reason)
+    if record.health != "up":
+        reason = record.last_error or "The last scrape failed."
+        return Freshness.stale_since(system, now, record.last_success_at, reason)
+    return Freshness.fresh(system, now, record.last_success_at)
 
 
 def pick_resolution(step: float, scrape_interval: float) -> int:

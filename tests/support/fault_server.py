@@ -30,12 +30,14 @@ class FaultServer:
     def __init__(self) -> None:
         self.behaviour = Behaviour()
         self.requests = 0
+        self.last_headers: dict[str, str] = {}
         self._release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
                 server.requests += 1
+                server.last_headers = dict(self.headers.items())
                 server._respond(self)
 
             do_POST = do_GET  # noqa: N815
@@ -43,12 +45,26 @@ class FaultServer:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 return
 
+        self._handler = Handler
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/metrics"
+        self._serve()
+
+    def _serve(self) -> None:
+        self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
+
+    def refuse_connections(self) -> None:
+        """Close the listening socket, so that connections to the port are refused."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def accept_connections(self) -> None:
+        """Listen on the same port again after `refuse_connections`."""
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
+        self._serve()
 
     def _respond(self, handler: BaseHTTPRequestHandler) -> None:
         b = self.behaviour

@@ -1,0 +1,296 @@
+"""Signals from a server that speaks the Prometheus HTTP query API.
+
+Prometheus, VictoriaMetrics, Thanos Query and Mimir all serve `/api/v1/query_range` and
+`/api/v1/query`. Each catalog signal is one PromQL expression per system (see `lib.promql`);
+all queries of one call run concurrently on a thread pool over the shared httpx client, so a
+page refresh costs about its slowest query. Every failure becomes a `QueryError` that names the
+server and the query, and failures are kept per system so that one failing system does not
+blank the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from lib.config import SourceSettings, TargetConfig
+from lib.errors import FetchError, QueryError
+from lib.http import FetchPolicy, fetch
+from lib.promql import SystemQueries
+from lib.signals import GOLDEN_SIGNALS, MetricNames
+from lib.sources.base import Snapshot, empty_frame, signal_frame
+from lib.sources.embedded import CURRENT_WINDOW_SCRAPES
+from lib.timerange import TimeRange
+
+log = logging.getLogger(__name__)
+
+# Prometheus answers a bad query with 400, a failed evaluation with 422, an overloaded or timed
+# out query with 503, and an internal failure with 500, each with a JSON error body.
+ERROR_STATUSES = (400, 422, 500, 503)
+MAX_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One query's series merged into one: values by evaluation time, and the server's warnings."""
+
+    points: dict[float, float]
+    warnings: tuple[str, ...]
+
+
+class PrometheusSource:
+    """Reads the catalog's signals from a Prometheus-compatible server at `settings.url`."""
+
+    def __init__(
+        self,
+        settings: SourceSettings,
+        targets: Sequence[TargetConfig],
+        client: httpx.Client,
+        scrape_interval: float,
+    ) -> None:
+        self.url = settings.url.rstrip("/")
+        self.client = client
+        self.scrape_interval = scrape_interval
+        self.label = f"Prometheus at {self.url}"
+        self.queries = {
+            t.system: SystemQueries(
+                t.prometheus_job, MetricNames.for_prefix(t.metric_prefix), settings.extra_matchers
+            )
+            for t in targets
+        }
+        self._headers: dict[str, str] = {"Accept": "application/json"}
+        if settings.bearer_token:
+            self._headers["Authorization"] = f"Bearer {settings.bearer_token}"
+        self._auth = (
+            (settings.username, settings.password or "") if settings.username else None
+        )
+        self._policy = FetchPolicy(
+            connect_timeout=min(2.0, settings.timeout),
+            read_timeout=settings.timeout,
+            deadline=settings.timeout,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="promql")
+
+    # -- signals over a range ------------------------------------------------------------------
+
+    def signals(
+        self, systems: Sequence[str], time_range: TimeRange, signals: Sequence[str]
+    ) -> pd.DataFrame:
+        """Return a long frame of `signals` for `systems`; raise the first system's QueryError
+        when any system's queries failed. `frame.attrs["warnings"]` lists the server's warnings.
+        """
+        results = self.signals_by_system(systems, time_range, signals)
+        for outcome in results.values():
+            if isinstance(outcome, QueryError):
+                raise outcome
+        frames = [frame for frame in results.values() if isinstance(frame, pd.DataFrame)]
+        return combine(frames, time_range)
+
+    def signals_by_system(
+        self, systems: Sequence[str], time_range: TimeRange, signals: Sequence[str]
+    ) -> dict[str, pd.DataFrame | QueryError]:
+        """Run every query of every system concurrently; return each system's frame, or the
+        QueryError of its first failed query."""
+        points = np.array(time_range.points(), dtype=float)
+        futures = {
+            (system, signal): self._pool.submit(
+                self._query_range,
+                system,
+                self._queries(system).signal(signal, time_range.window, time_range.step),
+                time_range,
+            )
+            for system in systems
+            for signal in signals
+        }
+        outcomes: dict[str, pd.DataFrame | QueryError] = {}
+        for system in systems:
+            frames: list[pd.DataFrame] = []
+            warnings: list[str] = []
+            for signal in signals:
+                try:
+                    result = futures[(system, signal)].result()
+                except QueryError as error:
+                    outcomes[system] = error
+                    break
+                values = np.array([result.points.get(round(p, 3), math.nan) for p in points])
+                frames.append(signal_frame(system, signal, points, values))
+                warnings.extend(result.warnings)
+            else:
+                frame = combine(frames, time_range)
+                frame.attrs["warnings"] = _unique(warnings)
+                outcomes[system] = frame
+        return outcomes
+
+    # -- current values ------------------------------------------------------------------------
+
+    def snapshot(self, system: str, time_range: TimeRange, now: float) -> Snapshot:
+        """Return the values of `system` at `now` and its availability over `time_range`."""
+        queries = self._queries(system)
+        window = CURRENT_WINDOW_SCRAPES * self.scrape_interval
+        instant = {
+            signal: queries.signal(signal, window, self.scrape_interval)
+            for signal in GOLDEN_SIGNALS
+        }
+        instant["_start_time"] = queries.process_start()
+        instant["_last_scrape"] = queries.last_scrape()
+        futures: dict[str, Future[QueryResult]] = {
+            key: self._pool.submit(self._query, system, query, now)
+            for key, query in instant.items()
+        }
+        availability_query = queries.up_share(time_range.duration)
+        futures["_availability"] = self._pool.submit(
+            self._query, system, availability_query, time_range.end_s
+        )
+        results = {key: _single(future.result()) for key, future in futures.items()}
+        warnings = _unique(w for future in futures.values() for w in future.result().warnings)
+
+        up = results["up"]
+        last_scrape = results["_last_scrape"]
+        last_success = last_scrape if up == 1 else None
+        if up is not None and up < 1:
+            span = max(time_range.duration, self.scrape_interval)
+            found = _single(self._query(
+                system, queries.last_success(span, self.scrape_interval), now
+            ))
+            last_success = found
+        return Snapshot(
+            system=system,
+            values={signal: _or_nan(results[signal]) for signal in GOLDEN_SIGNALS},
+            availability=results["_availability"],
+            process_start_time=results["_start_time"],
+            last_scrape_at=last_scrape,
+            last_success_at=last_success,
+            last_error=(
+                f"the server reports up = 0 for job {queries.job!r}: its last scrape failed"
+                if up == 0 else None
+            ),
+            warnings=warnings,
+        )
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def _queries(self, system: str) -> SystemQueries:
+        try:
+            return self.queries[system]
+        except KeyError:
+            known = ", ".join(self.queries)
+            raise KeyError(f"unknown system {system!r}; configured systems are {known}") from None
+
+    def _query_range(self, system: str, query: str, time_range: TimeRange) -> QueryResult:
+        params = {
+            "query": query,
+            "start": _format_time(time_range.start_s),
+            "end": _format_time(time_range.end_s),
+            "step": f"{time_range.step:g}",
+        }
+        return self._request(system, "/api/v1/query_range", query, params, "matrix")
+
+    def _query(self, system: str, query: str, at: float) -> QueryResult:
+        params = {"query": query, "time": _format_time(at)}
+        return self._request(system, "/api/v1/query", query, params, "vector")
+
+    def _request(
+        self, system: str, path: str, query: str, params: dict[str, str], expected: str
+    ) -> QueryResult:
+        try:
+            response = fetch(
+                self.client, self.url + path, policy=self._policy, headers=self._headers,
+                auth=self._auth, method="POST", data=params, accept_statuses=ERROR_STATUSES,
+            )
+        except FetchError as error:
+            log.warning("query for %s on %s failed: %s", system, self.url, error.detail)
+            raise QueryError(self.url, query, f"the server {error.detail}", system) from error
+
+        log.debug("query for %s took %.3f s: %s", system, response.duration, query)
+        body = _decode(self.url, query, system, response.body, response.content_type)
+        if body.get("status") == "error":
+            kind = body.get("errorType") or f"HTTP {response.status_code}"
+            message = body.get("error") or "no error message"
+            log.warning("query for %s on %s was rejected: %s", system, self.url, message)
+            raise QueryError(self.url, query, f"the server rejected it ({kind}): {message}", system)
+        return _parse_result(self.url, query, system, body, expected)
+
+
+def combine(frames: Sequence[pd.DataFrame], time_range: TimeRange) -> pd.DataFrame:
+    """Concatenate per-system frames, keeping the union of their warnings in `attrs`."""
+    warnings = _unique(w for frame in frames for w in frame.attrs.get("warnings", ()))
+    frame = pd.concat(frames, ignore_index=True) if frames else empty_frame()
+    frame.attrs["time_range"] = time_range
+    frame.attrs["warnings"] = warnings
+    return frame
+
+
+def _decode(
+    server: str, query: str, system: str, body: bytes, content_type: str
+) -> dict[str, Any]:
+    """Return the response's JSON object, raising QueryError when it is not a Prometheus API
+    response."""
+    hint = "check that the source URL points at a Prometheus-compatible server"
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        kind = "an HTML page" if b"<" in body[:64] else "a response that is not JSON"
+        shown = content_type or "no content type"
+        raise QueryError(server, query, f"the server sent {kind} ({shown}); {hint}", system) \
+            from None
+    if not isinstance(data, dict) or data.get("status") not in ("success", "error"):
+        raise QueryError(
+            server, query, f"the server sent JSON that is not a Prometheus API response; {hint}",
+            system,
+        )
+    return data
+
+
+def _parse_result(
+    server: str, query: str, system: str, body: Mapping[str, Any], expected: str
+) -> QueryResult:
+    data = body.get("data")
+    warnings = tuple(str(w) for w in body.get("warnings") or ())
+    if not isinstance(data, dict) or data.get("resultType") != expected:
+        got = data.get("resultType") if isinstance(data, dict) else None
+        raise QueryError(
+            server, query, f"the server returned a {got or 'missing'} result, not a {expected}",
+            system,
+        )
+    points: dict[float, float] = {}
+    try:
+        for series in data.get("result") or ():
+            # Each expression is an aggregation, so at most one series comes back; if a server
+            # returns several, their values at one time are summed.
+            samples = series["values"] if expected == "matrix" else [series["value"]]
+            for ts, value in samples:
+                key = round(float(ts), 3)
+                points[key] = points.get(key, 0.0) + float(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise QueryError(
+            server, query, f"the server returned a malformed {expected} ({exc!r})", system
+        ) from exc
+    return QueryResult(points, warnings)
+
+
+def _single(result: QueryResult) -> float | None:
+    """Return the one value of an instant query, None when it returned nothing or NaN."""
+    for value in result.points.values():
+        return None if math.isnan(value) else value
+    return None
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _format_time(seconds: float) -> str:
+    return f"{seconds:.3f}"
+
+
+def _unique(items: Any) -> list[str]:
+    return list(dict.fromkeys(items))
