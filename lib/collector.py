@@ -34,6 +34,7 @@ MAX_BACKOFF_INTERVALS = 8
 # A failing target is logged at WARNING once, then at most once per this many seconds.
 FAILURE_LOG_INTERVAL_S = 300.0
 PRUNE_EVERY_S = 600.0
+MAX_CACHED_LABEL_SETS = 100_000
 
 Clock = Callable[[], float]
 
@@ -104,6 +105,7 @@ class Collector:
         self._thread: threading.Thread | None = None
         self._before: Callable[[], object] | None = None
         self._last_prune = 0.0
+        self._label_keys: dict[tuple[tuple[str, str], ...], str] = {}
         self.cycles = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -176,11 +178,14 @@ class Collector:
             "scrape cycle: %d of %d targets up, %d samples, %.3f s",
             up, len(outcomes), sum(len(o.samples) for o in outcomes), time.monotonic() - started,
         )
+        self._prune_if_due(ts)
+        return outcomes
+
+    def _prune_if_due(self, ts: float) -> None:
         if ts - self._last_prune >= PRUNE_EVERY_S:
             storage = self.settings.storage
             self.store.prune(ts, storage.raw_retention, storage.rollup_retention)
             self._last_prune = ts
-        return outcomes
 
     def ingest(self, ts: float, bodies: Mapping[str, bytes | None]) -> None:
         """Record one cycle of bodies fetched elsewhere (system id -> exposition body, or None
@@ -193,13 +198,10 @@ class Collector:
                 error = FetchError(target.url, FetchFailure.HTTP_STATUS, "was down", 503)
                 outcomes.append(ScrapeOutcome(system, ts, 0.0, error=error))
                 continue
-            try:
-                result = parse(target.url, body)
-            except FetchError as exc:
-                outcomes.append(ScrapeOutcome(system, ts, 0.0, error=exc))
-                continue
-            outcomes.append(ScrapeOutcome(system, ts, 0.0, result=result, samples=result.samples))
+            outcomes.append(self._parse(target, ts, time.monotonic(), body, ""))
         self._record(outcomes, [], ts)
+        # Pruning as a live collector does keeps a long history within the retention periods.
+        self._prune_if_due(ts)
 
     def _scrape(self, target: TargetConfig, ts: float) -> ScrapeOutcome:
         started = time.monotonic()
@@ -208,7 +210,15 @@ class Collector:
             headers["Authorization"] = f"Bearer {target.bearer_token}"
         try:
             response = fetch(self.client, target.url, policy=self.policy, headers=headers)
-            result = parse(target.url, response.body, response.content_type)
+        except FetchError as exc:
+            return ScrapeOutcome(target.system, ts, time.monotonic() - started, error=exc)
+        return self._parse(target, ts, started, response.body, response.content_type)
+
+    def _parse(
+        self, target: TargetConfig, ts: float, started: float, body: bytes, content_type: str
+    ) -> ScrapeOutcome:
+        try:
+            result = parse(target.url, body, content_type)
         except FetchError as exc:
             return ScrapeOutcome(target.system, ts, time.monotonic() - started, error=exc)
         except Exception as exc:  # noqa: BLE001 - any parser surprise is a bad body, not a crash
@@ -257,7 +267,7 @@ class Collector:
         the last scrape, so its whole value counts.
         """
         ids = self._series[outcome.system]
-        keys = [(s.name, _labels_json(s.labels)) for s in outcome.samples]
+        keys = [(s.name, self._labels_json(s.labels)) for s in outcome.samples]
         new = {
             (*key, sample.cumulative)
             for key, sample in zip(keys, outcome.samples, strict=True)
@@ -276,6 +286,15 @@ class Collector:
             rows.append((series_id, outcome.ts, value))
             adjusted.append((sample.name, sample.labels, value))
         return adjusted
+
+    def _labels_json(self, labels: tuple[tuple[str, str], ...]) -> str:
+        # Label sets repeat every scrape, so their JSON keys are built once (bounded in size).
+        text = self._label_keys.get(labels)
+        if text is None:
+            text = _labels_json(labels)
+            if len(self._label_keys) < MAX_CACHED_LABEL_SETS:
+                self._label_keys[labels] = text
+        return text
 
     def _corrected(
         self,

@@ -15,12 +15,18 @@ Which bodies count as metrics:
   plain (non-cumulative) values, as Prometheus stores untyped samples. `_created` samples are
   skipped without counting. A counter that goes backwards is a valid body; the collector counts
   the drop as a counter reset.
+
+A fast path reads the common case (one sample per line, no escapes, no timestamps or exemplars)
+with one regular expression per line. A body with any other line goes to prometheus_client's
+parser instead, and both give the same samples and drops.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,10 +38,23 @@ _CUMULATIVE_SUFFIXES = {
     "histogram": ("_bucket", "_count", "_sum"),
     "summary": ("_count", "_sum"),
 }
+# Sample-name suffixes a family of each type may use, as prometheus_client's parser allows them.
+_ALLOWED_SUFFIXES = {
+    "counter": ("",),
+    "gauge": ("",),
+    "summary": ("_count", "_sum", ""),
+    "histogram": ("_count", "_sum", "_bucket"),
+}
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# A sample line without escapes, spaces inside the braces, timestamp or exemplar.
+_SIMPLE_SAMPLE = re.compile(
+    r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*",?)*)\})?[ \t]+'
+    r"([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+\.|Inf|inf|NaN|nan))"
+)
+_SIMPLE_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     """One sample: its name, labels as a sorted tuple of pairs, value and whether it is
     cumulative (a counter, or a histogram's or summary's count, sum or bucket)."""
 
@@ -72,6 +91,12 @@ def parse(url: str, body: bytes, content_type: str = "") -> ParseResult:
     if "\x00" in text:
         raise FetchError(url, FetchFailure.NOT_METRICS, "sent binary data, not Prometheus metrics")
 
+    fast = _parse_simple(text)
+    if fast is not None:
+        if not fast.samples and text.strip():
+            raise FetchError(url, FetchFailure.NOT_METRICS, "sent no samples that could be read")
+        return fast
+
     result = ParseResult()
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     try:
@@ -86,6 +111,74 @@ def parse(url: str, body: bytes, content_type: str = "") -> ParseResult:
         ) from exc
     if not result.samples and text.strip():
         raise FetchError(url, FetchFailure.NOT_METRICS, "sent no samples that could be read")
+    return result
+
+
+def _parse_simple(text: str) -> ParseResult | None:
+    """Parse a body in the common form line by line, or return None when a line needs the full
+    parser. Families, `_total` handling and untyped strays follow prometheus_client's parser."""
+    if "\\" in text:
+        return None
+    result = ParseResult()
+    samples = result.samples
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    family, allowed, cumulative_names = "", frozenset[str](), frozenset[str]()
+
+    for raw_line in text.split("\n"):
+        line = raw_line.strip()
+        if not line:
+            continue
+        if line[0] == "#":
+            parts = line.split(None, 3)
+            if len(parts) < 3 or parts[1] not in ("HELP", "TYPE"):
+                if len(parts) == 2 and parts[1] in ("HELP", "TYPE"):
+                    return None
+                continue
+            name = parts[2]
+            if _METRIC_NAME.fullmatch(name) is None:
+                return None
+            if parts[1] == "HELP":
+                if name != family:
+                    family, allowed, cumulative_names = name, frozenset((name,)), frozenset()
+                continue
+            if len(parts) < 4:
+                return None
+            family, kind = name, parts[3]
+            if kind == "counter" and not name.endswith("_total"):
+                return None  # prometheus_client renames these samples; leave it to the parser
+            allowed = frozenset(name + suffix for suffix in _ALLOWED_SUFFIXES.get(kind, ("",)))
+            family_name = name[:-6] if kind == "counter" else name
+            cumulative_names = frozenset(
+                family_name + suffix for suffix in _CUMULATIVE_SUFFIXES.get(kind, ())
+            )
+            continue
+
+        match = _SIMPLE_SAMPLE.fullmatch(line)
+        if match is None:
+            return None
+        name, label_text, value_text = match.groups()
+        labels: tuple[tuple[str, str], ...] = ()
+        if label_text:
+            pairs = _SIMPLE_LABEL.findall(label_text)
+            labels = tuple(sorted(pairs))
+            if len({key for key, _ in pairs}) != len(pairs) or "__name__" in label_text:
+                return None
+        if name not in allowed:
+            # A sample outside the current family is its own untyped family.
+            family, allowed, cumulative_names = "", frozenset(), frozenset()
+        # Names in a family never end in `_created` unless they equal the family's name, so
+        # the fast path has no `_created` samples to drop.
+        value = float(value_text)
+        cumulative = name in cumulative_names
+        if not math.isfinite(value):
+            result.drop("non-finite value")
+            continue
+        key = (name, labels)
+        if key in seen:
+            result.drop("duplicate series")
+            continue
+        seen.add(key)
+        samples.append(Sample(name, labels, value, cumulative))
     return result
 
 

@@ -295,9 +295,18 @@ class Store:
         connection = self.connection()
         raw_cutoff = now - raw_retention
         rollup_cutoff = now - rollup_retention
+        series_ids = [row[0] for row in connection.execute("SELECT id FROM series")]
         with self._write_lock, connection:
-            connection.execute("DELETE FROM samples WHERE ts < ?", (raw_cutoff,))
-            connection.execute("DELETE FROM samples_5m WHERE ts < ?", (rollup_cutoff,))
+            # Deleting by series walks each series' primary-key range instead of scanning the
+            # whole table, so a prune costs what it removes, not what the table holds.
+            connection.executemany(
+                "DELETE FROM samples WHERE series_id = ? AND ts < ?",
+                [(series_id, raw_cutoff) for series_id in series_ids],
+            )
+            connection.executemany(
+                "DELETE FROM samples_5m WHERE series_id = ? AND ts < ?",
+                [(series_id, rollup_cutoff) for series_id in series_ids],
+            )
             connection.execute("DELETE FROM aggregates WHERE ts < ?", (raw_cutoff,))
             connection.execute("DELETE FROM aggregates_rollup WHERE ts < ?", (rollup_cutoff,))
 
@@ -327,6 +336,42 @@ class Store:
             (*params, start, end),
         ).fetchall()
         return _to_arrays(before + rows, resolution)
+
+    @_translated("read the scrape counts of")
+    def scrape_counts(
+        self, system: str, start: float, end: float
+    ) -> tuple[float, float] | None:
+        """Return (scrapes, successful scrapes) counted from the running totals
+        of the last row before `start` and the last row at or before `end`, or None without rows.
+
+        Two indexed lookups replace reading every row of the range. The row before `start` may
+        come from the 1-minute roll-up once raw rows are pruned, because a bucket's row is the
+        raw row of its last scrape, running totals included.
+        """
+        connection = self.connection()
+        last = connection.execute(
+            "SELECT ts, scrapes, ups FROM aggregates WHERE system = ? AND ts <= ? "
+            "ORDER BY ts DESC LIMIT 1", (system, end),
+        ).fetchone()
+        if last is None or last[0] < start:
+            return None
+        before = connection.execute(
+            "SELECT scrapes, ups FROM aggregates WHERE system = ? AND ts < ? "
+            "ORDER BY ts DESC LIMIT 1", (system, start),
+        ).fetchone() or connection.execute(
+            "SELECT scrapes, ups FROM aggregates_rollup WHERE system = ? AND resolution = ? "
+            "AND bucket <= ? AND ts < ? ORDER BY bucket DESC LIMIT 1",
+            (system, ROLLUP_RESOLUTIONS[0], int(start // ROLLUP_RESOLUTIONS[0]), start),
+        ).fetchone()
+        if before is not None:
+            return last[1] - before[0], last[2] - before[1]
+        # NOTE: without a row before `start`, counting starts at the oldest raw row, so a range
+        # reaching past the raw retention into a store with no older roll-up undercounts.
+        first = connection.execute(
+            "SELECT scrapes, ups, up FROM aggregates WHERE system = ? AND ts >= ? "
+            "ORDER BY ts LIMIT 1", (system, start),
+        ).fetchone()
+        return last[1] - first[0] + 1, last[2] - first[1] + first[2]
 
     @_translated("read the targets of")
     def targets(self) -> list[TargetRecord]:
@@ -366,13 +411,18 @@ def _to_arrays(rows: list[tuple[object, ...]], resolution: int) -> AggregateSeri
     matrix = np.array(
         [[np.nan if v is None else v for v in row[:width]] for row in rows], dtype=float
     ).reshape(count, width)
-    bucket_maps = [json.loads(str(row[width])) if row[width] else None for row in rows]
-    bounds = sorted({float(le) for b in bucket_maps if b for le in b}, key=float)
+    bucket_maps = [_bucket_map(str(row[width])) if row[width] else None for row in rows]
+    keys = sorted({le for b in bucket_maps if b for le in b}, key=float)
+    bounds = [float(le) for le in keys]
     bucket_matrix = np.full((count, len(bounds)), np.nan)
     for i, mapping in enumerate(bucket_maps):
-        if mapping:
-            by_bound = {float(le): value for le, value in mapping.items()}
-            bucket_matrix[i] = [by_bound.get(bound, np.nan) for bound in bounds]
+        if not mapping:
+            continue
+        if len(mapping) == len(keys):
+            # The common case: every bucket present, so a lookup per key needs no float().
+            bucket_matrix[i] = [mapping[le] for le in keys]
+        else:
+            bucket_matrix[i] = [mapping.get(le, np.nan) for le in keys]
     return AggregateSeries(
         ts=matrix[:, 0],
         up=matrix[:, 1],
@@ -383,3 +433,19 @@ def _to_arrays(rows: list[tuple[object, ...]], resolution: int) -> AggregateSeri
         buckets=bucket_matrix,
         resolution=resolution,
     )
+
+
+# Decoded bucket maps by their JSON text. Closed roll-up buckets never change, so a refresh
+# decodes only the rows written since the last one.
+_BUCKET_MAPS: dict[str, dict[str, float]] = {}
+MAX_CACHED_BUCKET_MAPS = 10_000
+
+
+def _bucket_map(text: str) -> dict[str, float]:
+    mapping = _BUCKET_MAPS.get(text)
+    if mapping is None:
+        mapping = json.loads(text)
+        if len(_BUCKET_MAPS) >= MAX_CACHED_BUCKET_MAPS:
+            _BUCKET_MAPS.clear()
+        _BUCKET_MAPS[text] = mapping
+    return mapping

@@ -36,3 +36,20 @@ def test_no_observations_is_nan() -> None:
 
 def test_missing_inf_bucket_is_nan() -> None:
     assert math.isnan(histogram_quantile(0.95, np.array([0.1, 0.2]), np.array([1.0, 2.0])))
+
+
+def test_vectorised_matches_scalar() -> None:
+    from lib.signals import histogram_quantiles
+
+    generator = np.random.default_rng(5)
+    bounds = np.array([0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, INF])
+    increments = generator.integers(0, 20, size=(400, len(bounds))).astype(float)
+    counts = np.cumsum(increments, axis=1)
+    counts[::7] = 0.0  # no observations
+    counts[3::11, 2] -= 5.0  # a dip from scrape timing
+    counts[5::13, 4] = np.nan  # a missing bucket
+    counts[9::17, -1] = counts[9::17, -2]  # nothing in +Inf
+    for q in (0.0, 0.5, 0.95, 1.0):
+        expected = np.array([histogram_quantile(q, bounds, row) for row in counts])
+        np.testing.assert_allclose(histogram_quantiles(q, bounds, counts), expected,
+                                   equal_nan=True)

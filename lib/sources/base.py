@@ -118,6 +118,29 @@ def signal_frame(
     )
 
 
+def long_frame(
+    parts: Sequence[tuple[str, str, np.ndarray, np.ndarray]],
+) -> pd.DataFrame:
+    """Return one long frame of (system, signal, points, values) parts, built in one step,
+    which costs a fraction of concatenating one frame per part."""
+    if not parts:
+        return empty_frame()
+    lengths = [len(points) for _, _, points, _ in parts]
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(
+                np.concatenate([points for _, _, points, _ in parts]), unit="s", utc=True
+            ),
+            "system": np.repeat([system for system, _, _, _ in parts], lengths).astype(object),
+            "signal": np.repeat([signal for _, signal, _, _ in parts], lengths).astype(object),
+            "value": np.concatenate([values for _, _, _, values in parts]).astype(float),
+            "unit": np.repeat(
+                [SIGNALS[signal].unit for _, signal, _, _ in parts], lengths
+            ).astype(object),
+        }
+    )
+
+
 def empty_frame() -> pd.DataFrame:
     """Return a frame with the right columns and dtypes but no rows."""
     return pd.DataFrame(

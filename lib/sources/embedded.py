@@ -29,8 +29,8 @@ from lib.breakdowns import (
     rates_at,
     sum_by,
 )
-from lib.signals import histogram_quantile
-from lib.sources.base import FRESHNESS_ATTR, Freshness, Snapshot, empty_frame, signal_frame
+from lib.signals import histogram_quantiles
+from lib.sources.base import FRESHNESS_ATTR, Freshness, Snapshot, long_frame
 from lib.store import ROLLUP_RESOLUTIONS, SAMPLE_ROLLUP, AggregateSeries, Store, TargetRecord
 from lib.timerange import TimeRange
 
@@ -59,7 +59,7 @@ class EmbeddedSource:
         """Return a long frame of `signals` for `systems` at the points of `time_range`."""
         points = np.array(time_range.points(), dtype=float)
         resolution = pick_resolution(time_range.step, self.scrape_interval)
-        frames = []
+        parts = []
         for system in systems:
             series = self.store.aggregate_series(
                 system, time_range.start_s - time_range.window - 2 * max(resolution, 1.0),
@@ -68,8 +68,8 @@ class EmbeddedSource:
             evaluator = Evaluator(series, self.scrape_interval)
             for signal in signals:
                 values = evaluator.evaluate(signal, points, time_range.window, time_range.step)
-                frames.append(signal_frame(system, signal, points, values))
-        frame = pd.concat(frames, ignore_index=True) if frames else empty_frame()
+                parts.append((system, signal, points, values))
+        frame = long_frame(parts)
         frame.attrs["time_range"] = time_range
         records = self._records()
         frame.attrs[FRESHNESS_ATTR] = {
@@ -189,21 +189,12 @@ class EmbeddedSource:
 
     def availability(self, system: str, time_range: TimeRange) -> float | None:
         """Return the share of successful scrapes in the range, None without scrapes."""
-        series = self.store.aggregate_series(
-            system, time_range.start_s, time_range.end_s + self.scrape_interval, 0
+        counts = self.store.scrape_counts(
+            system, time_range.start_s, time_range.end_s + self.scrape_interval
         )
-        if len(series.ts) == 0:
+        if counts is None:
             return None
-        inside = series.ts >= time_range.start_s
-        if not inside.any():
-            return None
-        first = int(np.argmax(inside))
-        if first > 0:
-            scrapes = series.scrapes[-1] - series.scrapes[first - 1]
-            ups = series.ups[-1] - series.ups[first - 1]
-        else:
-            scrapes = series.scrapes[-1] - series.scrapes[0] + 1
-            ups = series.ups[-1] - series.ups[0] + series.up[0]
+        scrapes, ups = counts
         return float(ups / scrapes) if scrapes > 0 else None
 
 
@@ -328,9 +319,9 @@ class Evaluator:
         left, right, valid = self._window_rows(present, points, window)
         kept = buckets[present]
         result = np.full(len(points), np.nan)
-        for i in np.flatnonzero(valid):
-            delta = kept[right[i]] - kept[left[i]]
-            result[i] = histogram_quantile(q, self.series.bucket_bounds, delta)
+        chosen = np.flatnonzero(valid)
+        deltas = kept[right[chosen]] - kept[left[chosen]]
+        result[chosen] = histogram_quantiles(q, self.series.bucket_bounds, deltas)
         return result
 
     def _up(self, points: np.ndarray, step: float) -> np.ndarray:
