@@ -150,6 +150,24 @@ def test_signal_chart_title_states_range() -> None:
     assert "UTC" in spec["title"]["subtitle"]
 
 
+def test_signal_chart_secondary_text_follows_background() -> None:
+    spec = signal_chart(make_frame(RPS), "requests_per_second", title="R").to_dict()
+
+    assert "luminance(background)" in spec["title"]["subtitleColor"]["expr"]
+    encoding = line_layer(spec)["encoding"]
+    for text_colour in (encoding["x"]["axis"]["labelColor"], encoding["y"]["axis"]["titleColor"],
+                        encoding["color"]["legend"]["labelColor"]):
+        assert "luminance(background)" in text_colour["expr"]
+
+
+def test_chart_legends_below_plot() -> None:
+    spec = latency_chart(make_frame(LATENCY)).to_dict()
+
+    encoding = line_layer(spec)["encoding"]
+    assert encoding["color"]["legend"]["orient"] == "bottom"
+    assert encoding["strokeDash"]["legend"]["orient"] == "bottom"
+
+
 def test_signal_chart_range_description_parameter() -> None:
     frame = make_frame(RPS)
     frame.attrs.clear()
