@@ -7,6 +7,8 @@ st.session_state while the viewer moves between pages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
@@ -97,3 +99,14 @@ def current_selection(monitor: Monitor) -> Selection:
         systems=tuple(system for system in chosen if system in known),
         refresh_seconds=st.session_state.get(REFRESH_KEY, default_refresh_seconds(monitor)),
     )
+
+
+def viewer_timezone() -> tzinfo:
+    """Return the time zone of the viewer's browser, or UTC until the browser has sent it."""
+    name = st.context.timezone
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
