@@ -145,7 +145,10 @@ def test_time_range_changes_overview_caption(app: RunningApp, open_browser: Open
     _choose_time_range(page, "24h")
 
     expect(caption).to_contain_text("last 24h", timeout=30_000)
-    assert len(wait_for_charts(page, minimum=3)) == 3
+    # A 24h step is 5 minutes, longer than the test's history, so a card may say it has no
+    # trend yet. Each card must still show its system and no error.
+    expect(page.locator('[data-testid="stMain"] h3')).to_have_count(3)
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
 
 
 def test_removing_system_removes_its_lines(app: RunningApp, open_browser: OpenBrowser) -> None:

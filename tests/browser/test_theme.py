@@ -41,16 +41,21 @@ _CONTRAST_JS = """
     for (const layer of layers.reverse()) result = over(layer, result);
     return result;
   };
+  const opacityOf = (element) => {
+    const style = getComputedStyle(element);
+    const own = Number(style.opacity || 1);
+    return element instanceof SVGElement ? own * Number(style.fillOpacity || 1) : own;
+  };
+  // Vega hides overlapping axis labels with opacity 0, so those are not text a viewer sees.
   return Array.from(document.querySelectorAll(selector))
     .filter((element) => element.getBoundingClientRect().width > 0
-                         && element.textContent.trim() !== '')
+                         && element.textContent.trim() !== '' && opacityOf(element) > 0)
     .map((element) => {
       const style = getComputedStyle(element);
       const isSvg = element instanceof SVGElement;
       const back = background(isSvg ? element.ownerSVGElement : element);
       const colour = rgba(isSvg ? style.fill : style.color);
-      const opacity = isSvg ? Number(style.fillOpacity || 1) * Number(style.opacity || 1)
-                            : Number(style.opacity || 1);
+      const opacity = opacityOf(element);
       const text = over([colour[0], colour[1], colour[2], colour[3] * opacity], back);
       const [light, dark] = [luminance(text), luminance(back)].sort((a, b) => b - a);
       return {text: element.textContent.trim().slice(0, 60),
