@@ -236,10 +236,19 @@ def open_page(context: BrowserContext, url: str) -> Page:
 
 
 def wait_for_idle(page: Page, timeout_ms: float = 30_000) -> None:
-    """Wait until the app has connected and no script run is in progress."""
+    """Wait until no script run is in progress and no element is still a loading placeholder.
+
+    A fragment's first run can end after the page's run, so its elements show as skeletons
+    for a moment after the app reports that it is not running.
+    """
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
                            timeout=timeout_ms)
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_ms)
+    page.wait_for_function(
+        """() => document.querySelector(
+            '[data-testid="stMain"] [data-testid="stSkeleton"]') === null""",
+        timeout=timeout_ms,
+    )
 
 
 # Counts what each Vega chart has drawn: line paths with a non-empty box in an SVG rendering,
