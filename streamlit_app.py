@@ -5,6 +5,8 @@ Run it with `streamlit run streamlit_app.py`. Each page is a script in the pages
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from lib.config import ConfigError
@@ -13,11 +15,13 @@ from lib.format import escape_markdown
 from pages.access import remember, render_user, require_login
 from pages.state import cached_monitor, render_sidebar
 
+APP_TITLE = "Platform Monitor"
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"
+
 
 def main() -> None:
     """Set up the page, start the Monitor once per process and run the selected page."""
-    st.set_page_config(page_title="Platform Monitor", page_icon="📊",
-                       layout="wide")
+    st.set_page_config(page_title=APP_TITLE, page_icon=str(FAVICON), layout="wide")
 
     try:
         monitor = cached_monitor()
@@ -50,6 +54,8 @@ def main() -> None:
             ],
         }
     )
+    # The browser tab names the page first, so that several open tabs stay apart.
+    st.set_page_config(page_title=f"{navigation.title} · {APP_TITLE}")
     render_sidebar(monitor)
     render_user(monitor.settings, user)
     navigation.run()

@@ -37,6 +37,11 @@ _FALLBACK_COLOUR = "#9D9D9D"  # for a system id that no SystemStyle describes
 _BYTE_AXIS_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 _LATENCY_SIGNALS = {"average_latency_ms": "average", "p95_latency_ms": "p95"}
 _DASHES = {"average": [1, 0], "p95": [6, 3]}
+# Colour of the subtitle, axis and legend text. Streamlit 1.67's Altair theme leaves subtitles
+# to Vega's one grey, unreadable on the dark background, and draws axis and legend labels at
+# 3.7:1 on the light one, under WCAG's 4.5:1 for small text. This expression picks a grey for
+# the chart's actual background, above 7:1 on both Streamlit backgrounds.
+SECONDARY_TEXT_COLOUR = alt.ExprRef(expr="luminance(background) < 0.5 ? '#C0C4CE' : '#4A4D57'")
 
 
 class SystemDescription(Protocol):
@@ -132,7 +137,7 @@ def signal_chart(
     systems: Sequence[SystemDescription] = DEFAULT_SYSTEMS,
     range_description: str | None = None,
     max_points: int = MAX_POINTS_PER_LINE,
-    height: int = 240,
+    height: int = 320,
     previous: pd.DataFrame | None = None,
 ) -> alt.LayerChart:
     """Build a line chart of one signal with one line per system.
@@ -189,7 +194,7 @@ def latency_chart(
     systems: Sequence[SystemDescription] = DEFAULT_SYSTEMS,
     range_description: str | None = None,
     max_points: int = MAX_POINTS_PER_LINE,
-    height: int = 240,
+    height: int = 320,
 ) -> alt.LayerChart:
     """Build a chart of average and p95 latency, coloured by system and dashed by statistic.
 
@@ -281,7 +286,8 @@ def _line_chart(
                 axis=_time_axis(time_range)),
         y=alt.Y("plot_value:Q", title=axis_title, axis=_value_axis_format(axis_format)),
         color=alt.Color("system_name:N", title="System",
-                        scale=_colour_scale(systems, data["system_name"])),
+                        scale=_colour_scale(systems, data["system_name"]),
+                        legend=_legend()),
         detail=alt.Detail("signal:N"),
     )
     tooltip = [
@@ -303,7 +309,8 @@ def _line_chart(
             "statistic:N",
             title="Statistic",
             scale=alt.Scale(domain=statistics, range=[_DASHES[name] for name in statistics]),
-            legend=alt.Legend(symbolType="stroke"),
+            # The chart's title names the dashes, and a second legend would not fit a phone.
+            legend=None,
         )
 
     return _layer_with_hover(base, tooltip, dash, title, subtitle, height, extra_layers)
@@ -360,7 +367,10 @@ def _layer_with_hover(
         .add_params(hover)
     )
 
-    chart_title = alt.TitleParams(text=title, subtitle=subtitle, anchor="start")
+    # Colours are set on each axis and legend, not as chart config, so that callers may still
+    # layer or concatenate the chart.
+    chart_title = alt.TitleParams(text=title, subtitle=subtitle, anchor="start",
+                                  subtitleColor=SECONDARY_TEXT_COLOUR)
     return alt.LayerChart(layer=[*extra_layers, lines, points], title=chart_title,
                           height=height)
 
@@ -461,10 +471,10 @@ def _time_scale(time_range: DescribedTimeRange | None) -> alt.Scale:
 def _time_axis(time_range: DescribedTimeRange | None) -> alt.Axis:
     """Return a time axis with 24-hour times for ranges up to a day, else month and day."""
     if time_range is None:
-        return alt.Axis()
+        return _axis()
     if (time_range.end - time_range.start).total_seconds() <= 86_400:
-        return alt.Axis(format="%H:%M")
-    return alt.Axis(format="%b %d")
+        return _axis("%H:%M")
+    return _axis("%b %d")
 
 
 def _iso_utc(moment: datetime) -> str:
@@ -502,7 +512,26 @@ def _value_axis(unit: str, values: pd.Series) -> tuple[float, str, str | None]:
 
 
 def _value_axis_format(axis_format: str | None) -> alt.Axis:
-    return alt.Axis() if axis_format is None else alt.Axis(format=axis_format)
+    return _axis(axis_format)
+
+
+def _axis(number_format: str | None = None) -> alt.Axis:
+    """Return an axis in the secondary text colour, with Vega-Lite's default format for None."""
+    if number_format is None:
+        return alt.Axis(labelColor=SECONDARY_TEXT_COLOUR, titleColor=SECONDARY_TEXT_COLOUR)
+    return alt.Axis(format=number_format, labelColor=SECONDARY_TEXT_COLOUR,
+                    titleColor=SECONDARY_TEXT_COLOUR)
+
+
+def _legend() -> alt.Legend:
+    """Return the system legend: below the plot, untitled, in the secondary text colour.
+
+    Below the plot, the legend leaves the plot the full width and never runs past the bottom of
+    a short chart. Without a title and with 12 px labels, three system names fit one row on a
+    390 px screen.
+    """
+    return alt.Legend(orient="bottom", title=None, labelFontSize=12, columnPadding=12,
+                      labelColor=SECONDARY_TEXT_COLOUR, titleColor=SECONDARY_TEXT_COLOUR)
 
 
 def _byte_axis(values: pd.Series) -> tuple[float, str, str | None]:

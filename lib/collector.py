@@ -167,11 +167,7 @@ class Collector:
         outcomes = [future.result() for future in futures]
         self._record(outcomes, waiting, ts)
         self.cycles += 1
-        if self.after_cycle is not None:
-            try:
-                self.after_cycle(ts)
-            except Exception:
-                log.exception("post-scrape step failed; the cycle's samples are stored")
+        self._run_after_cycle(ts)
 
         up = sum(1 for o in outcomes if o.error is None)
         log.info(
@@ -180,6 +176,14 @@ class Collector:
         )
         self._prune_if_due(ts)
         return outcomes
+
+    def _run_after_cycle(self, ts: float) -> None:
+        if self.after_cycle is None:
+            return
+        try:
+            self.after_cycle(ts)
+        except Exception:
+            log.exception("post-scrape step failed; the cycle's samples are stored")
 
     def _prune_if_due(self, ts: float) -> None:
         if ts - self._last_prune >= PRUNE_EVERY_S:
@@ -200,6 +204,9 @@ class Collector:
                 continue
             outcomes.append(self._parse(target, ts, time.monotonic(), body, ""))
         self._record(outcomes, [], ts)
+        # Alert rules see ingested history as they see live scrapes, so a backfill also fires
+        # and resolves the alerts it contains.
+        self._run_after_cycle(ts)
         # Pruning as a live collector does keeps a long history within the retention periods.
         self._prune_if_due(ts)
 

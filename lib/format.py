@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import string
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
@@ -234,18 +234,19 @@ def _format_in_largest_unit(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def format_timestamp(moment: datetime | float | None) -> str:
-    """Format a time in UTC to the second, for example "2024-05-01 12:34:56 UTC".
+def format_timestamp(moment: datetime | float | None, zone: tzinfo = UTC) -> str:
+    """Format a time to the second in `zone`, with the zone's abbreviation.
 
+    For example "2024-05-01 12:34:56 UTC", or "2024-05-01 14:34:56 CEST" in Europe/Berlin.
     `moment` is a datetime or epoch seconds. A naive datetime is taken to be in UTC already.
     """
     if moment is None or is_missing(moment):
         return NO_DATA
 
     moment = _as_datetime(moment)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _as_datetime(moment: datetime | float) -> datetime:

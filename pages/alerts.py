@@ -20,7 +20,7 @@ from lib.errors import AlertError, MonitorError
 from lib.format import escape_markdown, format_duration, format_timestamp
 from lib.monitor import Monitor
 from pages.access import logged_in_user
-from pages.state import Selection, cached_monitor, current_selection
+from pages.state import Selection, cached_monitor, current_selection, viewer_timezone
 
 KEY = "alerts."
 LAST_GOOD_KEY = KEY + "last_good"
@@ -87,7 +87,7 @@ def _read_active(service: Alerts) -> list[Alert]:
             return []
         read_at, active = last_good
         st.warning(escape_markdown(
-            f"Showing the alerts as read at {format_timestamp(read_at)}."
+            f"Showing the alerts as read at {format_timestamp(read_at, viewer_timezone())}."
         ))
         return active
     st.session_state[LAST_GOOD_KEY] = (time.time(), active)
@@ -134,9 +134,11 @@ def _active_frame(alerts: Sequence[Alert], now: float) -> pd.DataFrame:
             "Firing for": format_duration(now - alert.started_at),
             "State": STATE_LABELS[alert.state],
             "Acknowledged by": ack.acknowledged_by if ack else "",
-            "Acknowledged at": format_timestamp(ack.acknowledged_at) if ack else "",
+            "Acknowledged at": (
+                format_timestamp(ack.acknowledged_at, viewer_timezone()) if ack else ""
+            ),
             "Comment": ack.comment if ack else "",
-            "Until": format_timestamp(ack.expires_at) if ack else "",
+            "Until": format_timestamp(ack.expires_at, viewer_timezone()) if ack else "",
             "Delivery": _delivery(alert),
         })
     return pd.DataFrame(rows)
@@ -199,8 +201,9 @@ def _change_forms(service: Alerts, alert: Alert, user: User | None) -> None:
     assert ack is not None
     status = " (pending delivery)" if ack.pending else ""
     st.caption(escape_markdown(
-        f"Acknowledged by {ack.acknowledged_by} at {format_timestamp(ack.acknowledged_at)} "
-        f"until {format_timestamp(ack.expires_at)}{status}."
+        f"Acknowledged by {ack.acknowledged_by} at "
+        f"{format_timestamp(ack.acknowledged_at, viewer_timezone())} "
+        f"until {format_timestamp(ack.expires_at, viewer_timezone())}{status}."
     ))
     st.text(f"Comment: {ack.comment}")
     extend_column, remove_column = st.columns(2)
@@ -279,8 +282,8 @@ def _resolved(monitor: Monitor, service: Alerts, selection: Selection, systems: 
         "System": alert.system,
         "Alert": alert.name,
         "Summary": alert.summary,
-        "Started": format_timestamp(alert.started_at),
-        "Resolved": format_timestamp(alert.resolved_at),
+        "Started": format_timestamp(alert.started_at, viewer_timezone()),
+        "Resolved": format_timestamp(alert.resolved_at, viewer_timezone()),
         "Lasted": format_duration((alert.resolved_at or now) - alert.started_at),
     } for alert in resolved]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key=KEY + "resolved")

@@ -25,7 +25,13 @@ from lib.format import (
 )
 from lib.health import Status
 from lib.monitor import Monitor, SystemHealth
-from pages.state import Selection, cached_monitor, cached_overview, current_selection
+from pages.state import (
+    Selection,
+    cached_monitor,
+    cached_overview,
+    current_selection,
+    viewer_timezone,
+)
 
 CARDS_PER_ROW = 3
 BadgeColour = Literal["green", "orange", "red", "gray"]
@@ -33,6 +39,12 @@ STATUS_BADGE_COLOURS: dict[Status, BadgeColour] = {
     Status.HEALTHY: "green",
     Status.WARNING: "orange",
     Status.ERROR: "red",
+}
+# Material icons ship with Streamlit, so they show where the viewer has no emoji font.
+STATUS_BADGE_ICONS: dict[Status, str] = {
+    Status.HEALTHY: ":material/check_circle:",
+    Status.WARNING: ":material/warning:",
+    Status.ERROR: ":material/error:",
 }
 FALLBACK_COLOUR = "#9D9D9D"
 
@@ -58,7 +70,8 @@ def _render_cards(monitor: Monitor, selection: Selection) -> None:
         st.error(f"Could not read the systems' health: {escape_markdown(str(error))}")
         return
 
-    st.caption(escape_markdown(f"{time_range.describe()} · updated {format_timestamp(now)}"))
+    updated = format_timestamp(now, viewer_timezone())
+    st.caption(escape_markdown(f"{time_range.describe()} · updated {updated}"))
     colours = {system.id: system.colour for system in monitor.systems()}
     firing = _firing_counts(monitor)
     for row in _chunks(healths, CARDS_PER_ROW):
@@ -88,7 +101,8 @@ def _render_firing(firing: Counter[str] | None, system: str) -> None:
 def _render_card(health: SystemHealth, colour: str, now: float) -> None:
     st.subheader(escape_markdown(health.display_name))
     # The badge shows the status as a word and an icon, so colour is never the only cue.
-    st.badge(health.status.label.capitalize(), icon=health.status.icon,
+    st.badge(health.status.label.capitalize(),
+             icon=STATUS_BADGE_ICONS.get(health.status, health.status.icon),
              color=STATUS_BADGE_COLOURS.get(health.status, "gray"))
     stale = describe_freshness(health.freshness, health.display_name, now)
     if stale:
@@ -121,7 +135,8 @@ def _render_card(health: SystemHealth, colour: str, now: float) -> None:
         st.caption("No successful scrape yet.")
     else:
         st.caption(escape_markdown(
-            f"Last successful scrape: {format_timestamp(health.last_success_at)} "
+            "Last successful scrape: "
+            f"{format_timestamp(health.last_success_at, viewer_timezone())} "
             f"({format_relative_time(health.last_success_at, now)})"
         ))
     if health.last_error and not stale:

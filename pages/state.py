@@ -11,6 +11,8 @@ sessions cause one query per system and interval, not one per session.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import streamlit as st
@@ -143,3 +145,14 @@ def current_selection(monitor: Monitor) -> Selection:
         systems=tuple(system for system in chosen if system in known),
         refresh_seconds=st.session_state.get(REFRESH_KEY, default_refresh_seconds(monitor)),
     )
+
+
+def viewer_timezone() -> tzinfo:
+    """Return the time zone of the viewer's browser, or UTC until the browser has sent it."""
+    name = st.context.timezone
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC

@@ -18,7 +18,7 @@ from lib.monitor import Monitor
 from lib.system_views import Panel, SystemView, panel_frame, panel_labels, panel_table
 from lib.timerange import TimeRange
 from pages.components import comparison_shift, download_menu
-from pages.state import Selection, cached_monitor, current_selection
+from pages.state import Selection, cached_monitor, current_selection, viewer_timezone
 
 TABLE_NUMBER_FORMATS = {
     "count": "%.0f",
@@ -50,7 +50,8 @@ def _render_panels(
         source = monitor.breakdowns()
         if view.cost_metric:
             _render_month_cost(source, view, now)
-        st.caption(escape_markdown(f"{time_range.describe()} · updated {format_timestamp(now)}"))
+        updated = format_timestamp(now, viewer_timezone())
+        st.caption(escape_markdown(f"{time_range.describe()} · updated {updated}"))
         for panel in view.panels:
             _render_panel(monitor, source, view, panel, time_range, shift, now)
     except MonitorError as error:
@@ -70,7 +71,8 @@ def _render_month_cost(source: BreakdownSource, view: SystemView, now: float) ->
                      help="Cost so far plus the current rate until the month ends.")
     if cost.covered_since and cost.covered_since > cost.month_start:
         st.caption(escape_markdown(
-            f"Data this month starts at {format_timestamp(cost.covered_since.timestamp())}; "
+            "Data this month starts at "
+            f"{format_timestamp(cost.covered_since.timestamp(), viewer_timezone())}; "
             "earlier cost is not included."
         ))
 

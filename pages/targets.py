@@ -14,7 +14,13 @@ from lib.format import (
     format_timestamp,
 )
 from lib.monitor import TargetStatus
-from pages.state import Selection, cached_monitor, cached_targets, current_selection
+from pages.state import (
+    Selection,
+    cached_monitor,
+    cached_targets,
+    current_selection,
+    viewer_timezone,
+)
 
 # Each state is shown as an icon and a word, so colour is never the only cue.
 STATE_LABELS = {"up": "✅ up", "down": "❌ down", "unknown": "❔ unknown"}
@@ -50,7 +56,8 @@ def _render_targets(selection: Selection) -> None:
     counts = {state: sum(status.health == state for status in statuses) for state in STATE_LABELS}
     st.caption(
         f"Targets: {len(statuses)} ({counts['up']} up, {counts['down']} down, "
-        f"{counts['unknown']} unknown) · updated {escape_markdown(format_timestamp(now))}"
+        f"{counts['unknown']} unknown) · updated "
+        f"{escape_markdown(format_timestamp(now, viewer_timezone()))}"
     )
     st.dataframe(
         _targets_table(statuses, now),
@@ -70,7 +77,7 @@ def _targets_table(statuses: list[TargetStatus], now: float) -> pd.DataFrame:
             "Endpoint": format_endpoint(status.url),
             "System": status.display_name,
             "State": _state_label(status),
-            "Last scrape": format_timestamp(status.last_scrape_at),
+            "Last scrape": format_timestamp(status.last_scrape_at, viewer_timezone()),
             "Age": format_relative_time(status.last_scrape_at, now),
             "Scrape duration": (
                 None if status.scrape_duration_seconds is None

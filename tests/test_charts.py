@@ -150,6 +150,24 @@ def test_signal_chart_title_states_range() -> None:
     assert "UTC" in spec["title"]["subtitle"]
 
 
+def test_signal_chart_secondary_text_follows_background() -> None:
+    spec = signal_chart(make_frame(RPS), "requests_per_second", title="R").to_dict()
+
+    assert "luminance(background)" in spec["title"]["subtitleColor"]["expr"]
+    encoding = line_layer(spec)["encoding"]
+    for text_colour in (encoding["x"]["axis"]["labelColor"], encoding["y"]["axis"]["titleColor"],
+                        encoding["color"]["legend"]["labelColor"]):
+        assert "luminance(background)" in text_colour["expr"]
+
+
+def test_chart_legends_below_plot() -> None:
+    spec = latency_chart(make_frame(LATENCY)).to_dict()
+
+    encoding = line_layer(spec)["encoding"]
+    assert encoding["color"]["legend"]["orient"] == "bottom"
+    assert encoding["strokeDash"]["legend"] is None
+
+
 def test_signal_chart_range_description_parameter() -> None:
     frame = make_frame(RPS)
     frame.attrs.clear()
@@ -308,7 +326,7 @@ def test_latency_chart_dash_by_statistic() -> None:
     assert dash["field"] == "statistic"
     assert dash["scale"]["domain"] == ["average", "p95"]
     assert dash["scale"]["range"] == [[1, 0], [6, 3]]
-    assert dash["legend"]["symbolType"] == "stroke"
+    assert dash["legend"] is None  # the title names the dashes
     assert "strokeDash" not in point_layer(spec)["encoding"]
     assert {row["statistic"] for row in dataset(spec)} == {"average", "p95"}
 

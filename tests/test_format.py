@@ -4,6 +4,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -249,6 +250,20 @@ def test_format_relative_time_rejects_naive() -> None:
 )
 def test_format_timestamp_in_utc(moment: datetime | float, expected: str) -> None:
     assert format_timestamp(moment) == expected
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        ("Europe/Berlin", "2024-05-01 14:00:00 CEST"),
+        ("America/New_York", "2024-05-01 08:00:00 EDT"),
+        ("Asia/Kolkata", "2024-05-01 17:30:00 IST"),
+        ("UTC", "2024-05-01 12:00:00 UTC"),
+    ],
+)
+def test_format_timestamp_in_zone(zone: str, expected: str) -> None:
+    assert format_timestamp(NOW, ZoneInfo(zone)) == expected
+    assert format_timestamp(NOW.timestamp(), ZoneInfo(zone)) == expected
 
 
 @pytest.mark.parametrize(
