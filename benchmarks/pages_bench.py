@@ -22,7 +22,7 @@ from lib.monitor import Monitor, Runtime, SystemHealth
 from lib.sources.base import Snapshot, Source
 from lib.store import Store
 from lib.timerange import TimeRange
-from pages.state import REFRESH_KEY, TIME_RANGE_KEY, cached_monitor
+from pages.state import REFRESH_KEY, TIME_RANGE_KEY
 
 APP_FILE = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 PAGES = {"overview": "pages/overview.py", "cross_system": "pages/cross_system.py"}
@@ -80,7 +80,6 @@ class InMemoryMonitor(PinnedMonitor):
 def use_monitor(monitor: Monitor) -> None:
     """Make `monitor` the one every page's cached_monitor() returns."""
     lib.monitor._MONITOR = (monitor, Runtime())
-    cached_monitor.clear()
 
 
 def page_app(page: str, preset: str) -> AppTest:

@@ -20,6 +20,7 @@ import math
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -129,6 +130,8 @@ class Monitor:
         self.store = store
         self.clock = clock
         self.alerts = alerts
+        # Identifies this monitor in caches shared by every monitor of the process.
+        self.key = uuid.uuid4().hex
         limit = settings.scrape_timeout if time_limit is None else time_limit
         self.last_good = LastGood(cache, limit, clock)
 
@@ -536,6 +539,9 @@ def _start_simulated_platform(settings: Settings) -> Any:
 
 
 _MONITOR: tuple[Monitor, Runtime] | None = None
+# Two sessions opening at once must not build two monitors (two simulated platforms on the same
+# ports, two collectors).
+_MONITOR_LOCK = threading.Lock()
 
 
 def set_monitor(monitor: Monitor, runtime: Runtime | None = None) -> None:
@@ -567,7 +573,8 @@ def reset_monitor() -> None:
 def get_monitor() -> Monitor:
     """Return this process's monitor, building it and its background parts on first call."""
     global _MONITOR
-    if _MONITOR is None:
-        configure_logging()
-        _MONITOR = build_monitor(load_settings())
-    return _MONITOR[0]
+    with _MONITOR_LOCK:
+        if _MONITOR is None:
+            configure_logging()
+            _MONITOR = build_monitor(load_settings())
+        return _MONITOR[0]

@@ -51,7 +51,7 @@ def _render_charts(monitor: Monitor, selection: Selection, shift: float | None =
     try:
         with st.spinner("Loading metrics…"):
             now, frame = cached_platform_metrics(
-                selection.systems, selection.time_range, CHART_SIGNALS
+                selection.systems, selection.time_range, CHART_SIGNALS, monitor.key
             )
             time_range: TimeRange = frame.attrs["time_range"]
             previous = None

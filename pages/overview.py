@@ -65,7 +65,9 @@ def show_overview() -> None:
 
 def _render_cards(monitor: Monitor, selection: Selection) -> None:
     try:
-        now, time_range, healths = cached_overview(selection.systems, selection.time_range)
+        now, time_range, healths = cached_overview(
+            selection.systems, selection.time_range, monitor.key
+        )
     except MonitorError as error:
         st.error(f"Could not read the systems' health: {escape_markdown(str(error))}")
         return

@@ -49,15 +49,20 @@ class Selection:
     refresh_seconds: int | None
 
 
-@st.cache_resource(show_spinner="Starting Platform Monitor…")
 def cached_monitor() -> Monitor:
-    """Return the server process's Monitor, which starts the collector on first use."""
+    """Return the server process's Monitor; the first call builds it and starts the collector.
+
+    get_monitor() keeps one per process, so tests and embedders that install another with
+    set_monitor() are seen at once, which st.cache_resource would hide.
+    """
     return get_monitor()
 
 
+# The cached reads take the monitor's key, so that a different monitor in the same process
+# never gets another one's results.
 @st.cache_data(ttl=DATA_TTL_SECONDS, show_spinner=False, max_entries=64)
 def cached_overview(
-    systems: tuple[str, ...], time_range: str
+    systems: tuple[str, ...], time_range: str, monitor_key: str
 ) -> tuple[float, TimeRange, list[SystemHealth]]:
     """Return (now, range, each system's health) for the preset range ending now."""
     monitor = cached_monitor()
@@ -68,7 +73,7 @@ def cached_overview(
 
 @st.cache_data(ttl=DATA_TTL_SECONDS, show_spinner=False, max_entries=64)
 def cached_platform_metrics(
-    systems: tuple[str, ...], time_range: str, signals: tuple[str, ...]
+    systems: tuple[str, ...], time_range: str, signals: tuple[str, ...], monitor_key: str
 ) -> tuple[float, pd.DataFrame]:
     """Return (now, the long signal frame of `systems`) for the preset range ending now. The
     frame's attrs hold the range and each system's freshness."""
@@ -79,7 +84,7 @@ def cached_platform_metrics(
 
 
 @st.cache_data(ttl=DATA_TTL_SECONDS, show_spinner=False)
-def cached_targets() -> tuple[float, list[TargetStatus]]:
+def cached_targets(monitor_key: str) -> tuple[float, list[TargetStatus]]:
     """Return (now, every configured endpoint with the collector's last view of it)."""
     monitor = cached_monitor()
     return monitor.now(), monitor.targets()

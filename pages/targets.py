@@ -43,7 +43,7 @@ def show_targets() -> None:
 
 def _render_targets(selection: Selection) -> None:
     try:
-        now, all_statuses = cached_targets()
+        now, all_statuses = cached_targets(cached_monitor().key)
         statuses = [status for status in all_statuses if status.system in selection.systems]
     except MonitorError as error:
         st.error(f"Could not read the targets: {escape_markdown(str(error))}")

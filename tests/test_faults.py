@@ -31,7 +31,7 @@ from lib.monitor import Runtime, SystemHealth
 from lib.sources.base import FreshnessState
 from lib.sources.embedded import CURRENT_WINDOW_SCRAPES, EmbeddedSource
 from lib.store import Store
-from pages.state import cached_monitor, clear_data_caches
+from pages.state import clear_data_caches
 from tests.conftest import make_settings
 from tests.support.fault_server import Behaviour, FaultServer
 from tests.support.rig import Rig, start_rig
@@ -166,12 +166,10 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     matrix.rig.scrape(10)
     mp = pytest.MonkeyPatch()
     mp.setattr(lib.monitor, "_MONITOR", (matrix.rig.monitor, Runtime()))
-    cached_monitor.clear()
     render_overview()  # the first AppTest run imports Streamlit's script machinery
     yield matrix
     mp.undo()
     clear_data_caches()
-    cached_monitor.clear()
     matrix.stop()
 
 
@@ -312,7 +310,6 @@ def test_no_data_until_first_good_scrape(fault_server: FaultServer, tmp_path: Pa
     fault_server.behaviour = Behaviour(status=503, body=b"starting")
     rig = start_rig(tmp_path, {FAULTY: fault_server.url}, scrape_timeout=SCRAPE_TIMEOUT)
     monkeypatch.setattr(lib.monitor, "_MONITOR", (rig.monitor, Runtime()))
-    cached_monitor.clear()
     try:
         rig.scrape(3)
         time_range = rig.monitor.time_range("1h", now=rig.now())
@@ -335,7 +332,6 @@ def test_no_data_until_first_good_scrape(fault_server: FaultServer, tmp_path: Pa
         assert health.freshness.state is FreshnessState.FRESH
     finally:
         clear_data_caches()
-        cached_monitor.clear()
         rig.stop()
 
 

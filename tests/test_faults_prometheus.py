@@ -35,7 +35,7 @@ from lib.config import Settings, SourceSettings  # noqa: E402
 from lib.http import make_client  # noqa: E402
 from lib.monitor import Monitor, Runtime, SystemHealth  # noqa: E402
 from lib.sources.base import FreshnessState  # noqa: E402
-from pages.state import cached_monitor, clear_data_caches  # noqa: E402
+from pages.state import clear_data_caches  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
 from tests.support import servers  # noqa: E402
 
@@ -200,13 +200,11 @@ def advance(stack: Stack) -> None:
 
 def render_overview(monitor: Monitor, monkeypatch: pytest.MonkeyPatch) -> tuple[AppTest, float]:
     monkeypatch.setattr(lib.monitor, "_MONITOR", (monitor, Runtime()))
-    cached_monitor.clear()
     clear_data_caches()
     started = time.monotonic()
     at = AppTest.from_file(OVERVIEW_PAGE, default_timeout=30).run()
     elapsed = time.monotonic() - started
     clear_data_caches()
-    cached_monitor.clear()
     return at, elapsed
 
 

@@ -23,7 +23,6 @@ from lib.monitor import Monitor, Runtime
 from lib.sources.embedded import EmbeddedSource
 from lib.store import Store
 from pages.access import USER_KEY
-from pages.state import cached_monitor
 from tests.conftest import make_settings
 from tests.support.alertmanager import AlertmanagerServer
 
@@ -56,10 +55,8 @@ def monitor(alertmanager: AlertmanagerServer, tmp_path: Path) -> Iterator[Monito
     monitor = Monitor(settings, EmbeddedSource(store, 15.0), store, alerts=alerts)
     previous = lib.monitor._MONITOR
     lib.monitor._MONITOR = (monitor, Runtime())
-    cached_monitor.clear()
     yield monitor
     lib.monitor._MONITOR = previous
-    cached_monitor.clear()
 
 
 def use_auth(monitor: Monitor, auth: AuthSettings) -> None:
@@ -348,10 +345,8 @@ def embedded_monitor(tmp_path: Path) -> Iterator[Monitor]:
     monitor = Monitor(settings, EmbeddedSource(store, 15.0), store, alerts=Alerts(backend))
     previous = lib.monitor._MONITOR
     lib.monitor._MONITOR = (monitor, Runtime())
-    cached_monitor.clear()
     yield monitor
     lib.monitor._MONITOR = previous
-    cached_monitor.clear()
 
 
 def test_embedded_page_lists_and_acknowledges(embedded_monitor: Monitor) -> None:

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import lib.monitor
 from lib.monitor import Runtime
-from pages.state import cached_monitor, cached_overview, clear_data_caches
+from pages.state import cached_overview, clear_data_caches
 from tests.support.rig import Rig, start_rig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,11 +25,9 @@ def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     rig = start_rig(tmp_path)
     rig.scrape(8)
     monkeypatch.setattr(lib.monitor, "_MONITOR", (rig.monitor, Runtime()))
-    cached_monitor.clear()
     clear_data_caches()
     yield rig
     clear_data_caches()
-    cached_monitor.clear()
     rig.stop()
 
 
@@ -57,7 +55,8 @@ def test_sessions_share_one_query(rig: Rig) -> None:
 
 def test_concurrent_calls_share_one_query(rig: Rig) -> None:
     with ThreadPoolExecutor(max_workers=SESSIONS) as pool:
-        results = list(pool.map(lambda _: cached_overview(SYSTEMS, "1h"), range(SESSIONS)))
+        key = rig.monitor.key
+        results = list(pool.map(lambda _: cached_overview(SYSTEMS, "1h", key), range(SESSIONS)))
     assert snapshot_calls(rig) == len(SYSTEMS)
     assert all(len(healths) == len(SYSTEMS) for _, _, healths in results)
 
