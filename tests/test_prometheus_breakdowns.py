@@ -38,8 +38,10 @@ def hour() -> TimeRange:
 
 
 def merge_frames(expected: pd.DataFrame, actual: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Join the two frames on `keys`; the embedded source may also list groups that have no
-    value at any point, which Prometheus omits."""
+    """Join the two frames on `keys`, keeping the embedded rows that have a value.
+
+    The embedded source also lists groups without a value at some points, which Prometheus omits.
+    """
     expected = expected.dropna(subset=["value"])
     merged = expected.merge(actual, on=keys, how="left", suffixes=("_e", "_a"))
     assert len(merged) == len(expected)

@@ -207,9 +207,10 @@ class PrometheusSource:
         """Return `metric` of `system` grouped by the labels `by` (see lib.breakdowns).
 
         `rate`, `gauge` and `quantile` are range queries, one per quantile, run concurrently.
-        `increase` is one instant query at the range's end over the range's duration, so
-        Prometheus extrapolates it to the range's bounds. Its `covered_since` is the range's
-        start because the server does not report where each series's data begins.
+        `increase` is one instant query at the range's end over the range's duration.
+        NOTE: for a series that begins inside the range, Prometheus's increase() extrapolates
+        toward the range's start, where the embedded store counts from the first sample. The
+        server does not report where a series begins, so `covered_since` is the range's start.
         """
         queries = self._queries(system)
         job, extra = queries.job, queries.extra_matchers
@@ -279,12 +280,7 @@ class PrometheusSource:
             raise KeyError(f"unknown system {system!r}; configured systems are {known}") from None
 
     def _query_range(self, system: str, query: str, time_range: TimeRange) -> QueryResult:
-        params = {
-            "query": query,
-            "start": _format_time(time_range.start_s),
-            "end": _format_time(time_range.end_s),
-            "step": f"{time_range.step:g}",
-        }
+        params = _range_params(query, time_range)
         return self._request(system, "/api/v1/query_range", query, params, "matrix")
 
     def _query(self, system: str, query: str, at: float) -> QueryResult:
@@ -294,12 +290,7 @@ class PrometheusSource:
     def _query_range_series(
         self, system: str, query: str, time_range: TimeRange
     ) -> SeriesResult:
-        params = {
-            "query": query,
-            "start": _format_time(time_range.start_s),
-            "end": _format_time(time_range.end_s),
-            "step": f"{time_range.step:g}",
-        }
+        params = _range_params(query, time_range)
         body = self._request_body(system, "/api/v1/query_range", query, params)
         return _parse_series(self.url, query, system, body, "matrix")
 
@@ -450,6 +441,15 @@ def _single(result: QueryResult) -> float | None:
 
 def _or_nan(value: float | None) -> float:
     return math.nan if value is None else value
+
+
+def _range_params(query: str, time_range: TimeRange) -> dict[str, str]:
+    return {
+        "query": query,
+        "start": _format_time(time_range.start_s),
+        "end": _format_time(time_range.end_s),
+        "step": f"{time_range.step:g}",
+    }
 
 
 def _format_time(seconds: float) -> str:
