@@ -157,6 +157,8 @@ def test_relaycore_page_renders_with_prometheus(app_config: str) -> None:
     assert set(metrics) == {"AI cost this month", "Current rate", "Projected month total"}
     assert metrics["AI cost this month"].startswith("$"), metrics
     # Every panel with a table shows it: busiest models, error share, most expensive models.
+    # Their rows depend on whether Prometheus has scraped before the range's end, which the
+    # range's step rounds down, so only the columns are checked.
     assert len(app.dataframe) == 3
     busiest = app.dataframe[0].value
-    assert len(busiest) > 0
+    assert list(busiest.columns[:3]) == ["Provider", "Model", "Status"]
