@@ -23,6 +23,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from lib.promql import quote
 from lib.signals import histogram_quantile
 from lib.timerange import TimeRange
 
@@ -65,12 +66,15 @@ def breakdown_promql(
     job: str,
     window: str,
     quantile: float | None = None,
+    extra_matchers: str = "",
 ) -> str:
     """Return the PromQL that a Prometheus-compatible source sends for one breakdown.
 
     `window` is a PromQL duration such as "5m"; for `increase` it is the whole range.
+    `extra_matchers` are further label matchers without braces, such as `cluster="prod"`.
     """
-    selector = f'{metric}{{job="{job}"}}'
+    matchers = f"job={quote(job)}" + (f",{extra_matchers}" if extra_matchers else "")
+    selector = f"{metric}{{{matchers}}}"
     grouping = ", ".join(by)
     match kind:
         case "rate":
@@ -82,7 +86,7 @@ def breakdown_promql(
         case "quantile":
             if quantile is None:
                 raise ValueError("A quantile breakdown needs the quantile, e.g. 0.95.")
-            buckets = f'{metric}_bucket{{job="{job}"}}'
+            buckets = f"{metric}_bucket{{{matchers}}}"
             labels = ", ".join((*by, "le"))
             return (
                 f"histogram_quantile({quantile:g}, "

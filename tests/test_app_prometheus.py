@@ -143,3 +143,22 @@ def test_page_renders_with_prometheus(app_config: str, page: str) -> None:
     if page == "pages/targets.py":
         table = app.dataframe[0].value
         assert set(table["State"]) == {"✅ up"}, table
+
+
+def test_relaycore_page_renders_with_prometheus(app_config: str) -> None:
+    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    app.run()
+    app.switch_page("pages/relaycore.py").run()
+
+    assert not app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert [t.value for t in app.title] == ["RelayCore"]
+    metrics = {m.label: m.value for m in app.metric}
+    assert set(metrics) == {"AI cost this month", "Current rate", "Projected month total"}
+    assert metrics["AI cost this month"].startswith("$"), metrics
+    # Every panel with a table shows it: busiest models, error share, most expensive models.
+    # Their rows depend on whether Prometheus has scraped before the range's end, which the
+    # range's step rounds down, so only the columns are checked.
+    assert len(app.dataframe) == 3
+    busiest = app.dataframe[0].value
+    assert list(busiest.columns[:3]) == ["Provider", "Model", "Status"]

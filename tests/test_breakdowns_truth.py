@@ -231,3 +231,12 @@ def test_promql_per_kind(kind: str, quantile: float | None, expected: str) -> No
     query = breakdown_promql("relaycore_ai_requests_total", ("provider",), kind,  # type: ignore[arg-type]
                              "relaycore", "5m", quantile)
     assert query == expected
+
+
+def test_promql_adds_extra_matchers() -> None:
+    query = breakdown_promql("relaycore_routing_latency_seconds", ("provider",), "quantile",
+                             "relay core", "5m", 0.5, extra_matchers='cluster="prod"')
+    assert query == (
+        'histogram_quantile(0.5, sum by (provider, le) (rate(relaycore_routing_latency_seconds'
+        '_bucket{job="relay core",cluster="prod"}[5m])))'
+    )

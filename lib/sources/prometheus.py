@@ -22,10 +22,18 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from lib.breakdowns import (
+    DEFAULT_QUANTILES,
+    BreakdownKind,
+    breakdown_frame,
+    breakdown_promql,
+    group_key,
+    quantile_frame,
+)
 from lib.config import SourceSettings, TargetConfig
 from lib.errors import FetchError, QueryError
 from lib.http import FetchPolicy, fetch
-from lib.promql import SystemQueries
+from lib.promql import SystemQueries, duration
 from lib.signals import GOLDEN_SIGNALS, MetricNames
 from lib.sources.base import Snapshot, empty_frame, signal_frame
 from lib.sources.embedded import CURRENT_WINDOW_SCRAPES
@@ -44,6 +52,15 @@ class QueryResult:
     """One query's series merged into one: values by evaluation time, and the server's warnings."""
 
     points: dict[float, float]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """One query's series kept apart: each series's labels with its values by evaluation time,
+    and the server's warnings."""
+
+    series: tuple[tuple[dict[str, str], dict[float, float]], ...]
     warnings: tuple[str, ...]
 
 
@@ -176,6 +193,83 @@ class PrometheusSource:
             warnings=warnings,
         )
 
+    # -- per-label breakdowns ------------------------------------------------------------------
+
+    def breakdown(
+        self,
+        system: str,
+        metric: str,
+        by: Sequence[str],
+        kind: BreakdownKind,
+        time_range: TimeRange,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    ) -> pd.DataFrame:
+        """Return `metric` of `system` grouped by the labels `by` (see lib.breakdowns).
+
+        `rate`, `gauge` and `quantile` are range queries, one per quantile, run concurrently.
+        `increase` is one instant query at the range's end over the range's duration.
+        NOTE: for a series that begins inside the range, Prometheus's increase() extrapolates
+        toward the range's start, where the embedded store counts from the first sample. The
+        server does not report where a series begins, so `covered_since` is the range's start.
+        """
+        queries = self._queries(system)
+        job, extra = queries.job, queries.extra_matchers
+        if kind == "increase":
+            query = breakdown_promql(metric, by, kind, job, duration(time_range.duration),
+                                     extra_matchers=extra)
+            result = self._query_series(system, query, time_range.end_s)
+            end = np.array([time_range.end_s])
+            frame = breakdown_frame(end, _grouped(result, by, end), by)
+            frame.attrs["covered_since"] = time_range.start_s
+            warnings = list(result.warnings)
+        elif kind in ("rate", "gauge"):
+            query = breakdown_promql(metric, by, kind, job, duration(time_range.window),
+                                     extra_matchers=extra)
+            result = self._query_range_series(system, query, time_range)
+            points = np.array(time_range.points(), dtype=float)
+            frame = breakdown_frame(points, _grouped(result, by, points), by)
+            warnings = list(result.warnings)
+        elif kind == "quantile":
+            frame, warnings = self._quantile_breakdown(system, metric, by, time_range, quantiles)
+        else:
+            raise ValueError(f"unknown breakdown kind {kind!r}")
+
+        frame.attrs.update(time_range=time_range, metric=metric, by=tuple(by), kind=kind,
+                           warnings=_unique(warnings))
+        return frame
+
+    def _quantile_breakdown(
+        self,
+        system: str,
+        metric: str,
+        by: Sequence[str],
+        time_range: TimeRange,
+        quantiles: Sequence[float],
+    ) -> tuple[pd.DataFrame, list[str]]:
+        queries = self._queries(system)
+        window = duration(time_range.window)
+        futures = {
+            q: self._pool.submit(
+                self._query_range_series,
+                system,
+                breakdown_promql(metric, by, "quantile", queries.job, window, q,
+                                 extra_matchers=queries.extra_matchers),
+                time_range,
+            )
+            for q in quantiles
+        }
+        points = np.array(time_range.points(), dtype=float)
+        per_quantile = {q: future.result() for q, future in futures.items()}
+        groups: dict[tuple[tuple[str, ...], float], np.ndarray] = {}
+        for q, result in per_quantile.items():
+            for key, values in _grouped(result, by, points).items():
+                groups[(key, q)] = values
+        # Order as the embedded source does: by group, then by quantile as requested.
+        order = {q: index for index, q in enumerate(quantiles)}
+        ordered = dict(sorted(groups.items(), key=lambda item: (item[0][0], order[item[0][1]])))
+        warnings = [w for result in per_quantile.values() for w in result.warnings]
+        return quantile_frame(points, ordered, by), warnings
+
     # -- HTTP ----------------------------------------------------------------------------------
 
     def _queries(self, system: str) -> SystemQueries:
@@ -186,21 +280,35 @@ class PrometheusSource:
             raise KeyError(f"unknown system {system!r}; configured systems are {known}") from None
 
     def _query_range(self, system: str, query: str, time_range: TimeRange) -> QueryResult:
-        params = {
-            "query": query,
-            "start": _format_time(time_range.start_s),
-            "end": _format_time(time_range.end_s),
-            "step": f"{time_range.step:g}",
-        }
+        params = _range_params(query, time_range)
         return self._request(system, "/api/v1/query_range", query, params, "matrix")
 
     def _query(self, system: str, query: str, at: float) -> QueryResult:
         params = {"query": query, "time": _format_time(at)}
         return self._request(system, "/api/v1/query", query, params, "vector")
 
+    def _query_range_series(
+        self, system: str, query: str, time_range: TimeRange
+    ) -> SeriesResult:
+        params = _range_params(query, time_range)
+        body = self._request_body(system, "/api/v1/query_range", query, params)
+        return _parse_series(self.url, query, system, body, "matrix")
+
+    def _query_series(self, system: str, query: str, at: float) -> SeriesResult:
+        params = {"query": query, "time": _format_time(at)}
+        body = self._request_body(system, "/api/v1/query", query, params)
+        return _parse_series(self.url, query, system, body, "vector")
+
     def _request(
         self, system: str, path: str, query: str, params: dict[str, str], expected: str
     ) -> QueryResult:
+        body = self._request_body(system, path, query, params)
+        return _parse_result(self.url, query, system, body, expected)
+
+    def _request_body(
+        self, system: str, path: str, query: str, params: dict[str, str]
+    ) -> dict[str, Any]:
+        """Send one query and return the server's successful JSON response."""
         try:
             response = fetch(
                 self.client, self.url + path, policy=self._policy, headers=self._headers,
@@ -217,7 +325,7 @@ class PrometheusSource:
             message = body.get("error") or "no error message"
             log.warning("query for %s on %s was rejected: %s", system, self.url, message)
             raise QueryError(self.url, query, f"the server rejected it ({kind}): {message}", system)
-        return _parse_result(self.url, query, system, body, expected)
+        return body
 
 
 def combine(frames: Sequence[pd.DataFrame], time_range: TimeRange) -> pd.DataFrame:
@@ -277,6 +385,53 @@ def _parse_result(
     return QueryResult(points, warnings)
 
 
+def _parse_series(
+    server: str, query: str, system: str, body: Mapping[str, Any], expected: str
+) -> SeriesResult:
+    """Return each series of a matrix or vector result with its own labels."""
+    data = body.get("data")
+    warnings = tuple(str(w) for w in body.get("warnings") or ())
+    if not isinstance(data, dict) or data.get("resultType") != expected:
+        got = data.get("resultType") if isinstance(data, dict) else None
+        raise QueryError(
+            server, query, f"the server returned a {got or 'missing'} result, not a {expected}",
+            system,
+        )
+    parsed: list[tuple[dict[str, str], dict[float, float]]] = []
+    try:
+        for series in data.get("result") or ():
+            labels = {str(name): str(value) for name, value in (series.get("metric") or {}).items()}
+            samples = series["values"] if expected == "matrix" else [series["value"]]
+            points = {round(float(ts), 3): float(value) for ts, value in samples}
+            parsed.append((labels, points))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise QueryError(
+            server, query, f"the server returned a malformed {expected} ({exc!r})", system
+        ) from exc
+    return SeriesResult(tuple(parsed), warnings)
+
+
+def _grouped(
+    result: SeriesResult, by: Sequence[str], points: np.ndarray
+) -> dict[tuple[str, ...], np.ndarray]:
+    """Return each series's values at `points` (NaN where it has none), keyed and sorted by its
+    values of the labels `by`.
+
+    The queries aggregate `sum by (by)`, so each group is one series; should a server return a
+    group twice, its values are summed, NaN only where every copy is NaN.
+    """
+    groups: dict[tuple[str, ...], np.ndarray] = {}
+    for labels, samples in result.series:
+        values = np.array([samples.get(round(float(p), 3), math.nan) for p in points])
+        key = group_key(labels, by)
+        if key in groups:
+            previous = groups[key]
+            both_missing = np.isnan(previous) & np.isnan(values)
+            values = np.where(both_missing, math.nan, np.nansum([previous, values], axis=0))
+        groups[key] = values
+    return dict(sorted(groups.items()))
+
+
 def _single(result: QueryResult) -> float | None:
     """Return the one value of an instant query, None when it returned nothing or NaN."""
     for value in result.points.values():
@@ -286,6 +441,15 @@ def _single(result: QueryResult) -> float | None:
 
 def _or_nan(value: float | None) -> float:
     return math.nan if value is None else value
+
+
+def _range_params(query: str, time_range: TimeRange) -> dict[str, str]:
+    return {
+        "query": query,
+        "start": _format_time(time_range.start_s),
+        "end": _format_time(time_range.end_s),
+        "step": f"{time_range.step:g}",
+    }
 
 
 def _format_time(seconds: float) -> str:
