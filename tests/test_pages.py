@@ -88,7 +88,7 @@ def test_overview_names_down_system(monitor: Monitor) -> None:
     assert "NeuroWeaver" in warnings
     assert "returned HTTP 503" in warnings
     badges = [m.value for m in app.markdown if "-badge[" in m.value]
-    assert ":red-badge[❌ Error]" in badges
+    assert ":red-badge[:material/error: Error]" in badges
 
 
 def test_cross_system_draws_six_charts(monitor: Monitor) -> None:
