@@ -11,12 +11,13 @@ import ast
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -154,7 +155,7 @@ def write_config(directory: Path, scrape_interval: str) -> Path:
 
     RelayCore's p95 latency error threshold is set below its normal latency, so that its
     critical HighLatencyP95 alert fires within the backfilled history and the Alerts page has an
-    alert to acknowledge.
+    alert to acknowledge. `wait_for_firing` tells when it fires in the running app.
     """
     ports = [free_port() for _ in range(3)]
     systems = ("automatrix", "relaycore", "neuroweaver")
@@ -234,6 +235,35 @@ def _wait_until_healthy(app: RunningApp) -> None:
         time.sleep(0.3)
     raise RuntimeError(f"Streamlit did not answer within {STARTUP_TIMEOUT_S:g} s:\n"
                        f"{app.log_tail()}")
+
+
+def wait_for_firing(
+    app: RunningApp, name: str, system: str, severity: str, after: float, timeout_s: float
+) -> None:
+    """Wait until the app's evaluator finds the alert `name` with `severity` on `system`
+    firing at or after the epoch time `after`.
+
+    An alert that fires in the backfilled history can resolve at the app's first evaluations,
+    because the live scrapes start after a gap and the rates have no data until two of them
+    are in the window. It fires again once its condition has held for the rule's `for` time.
+    """
+    deadline = time.monotonic() + timeout_s
+    path = app.data_dir / ALERTS_FILE
+    while time.monotonic() < deadline:
+        if app.process.poll() is not None:
+            raise RuntimeError(f"Streamlit exited with {app.process.returncode}:\n"
+                               f"{app.log_tail()}")
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            row = connection.execute(
+                "SELECT 1 FROM episodes WHERE name = ? AND system = ? AND severity = ? "
+                "AND state = 'firing' AND evaluated_at >= ?",
+                (name, system, severity, after),
+            ).fetchone()
+        if row is not None:
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"Alert {name} ({severity}) on {system} did not fire within "
+                       f"{timeout_s:g} s:\n{app.log_tail()}")
 
 
 @dataclass
