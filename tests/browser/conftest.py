@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -14,13 +15,20 @@ from tests.browser.harness import (
     RunningApp,
     backfill_history,
     browser_context,
+    open_page,
     running_app,
+    wait_for_firing,
     write_config,
 )
 
 # Four minutes of history at the app's scrape interval, so that every chart has lines at once.
 BACKFILL_SECONDS = 240.0
 SCRAPE_INTERVAL = "2s"
+# The critical RelayCore latency rule fires after its condition holds for 2 minutes.
+FIRING_TIMEOUT_S = 240.0
+# An alert from the backfilled history resolved within 6 s of the collector's start in one
+# run, so only an alert still firing this long after that start is taken as firing.
+STARTUP_SETTLE_S = 30.0
 
 OpenBrowser = Callable[..., BrowserContext]
 
@@ -38,6 +46,17 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
+
+
+@pytest.fixture(scope="session")
+def firing_alert(app: RunningApp, playwright_driver: Playwright) -> str:
+    """Wait until RelayCore's critical HighLatencyP95 alert fires in the app; return its name."""
+    # The app starts its collector, which evaluates the rules, in the first browser session.
+    with browser_context(playwright_driver) as context:
+        open_page(context, app.url)
+    settled = time.time() + STARTUP_SETTLE_S
+    wait_for_firing(app, "HighLatencyP95", "relaycore", "critical", settled, FIRING_TIMEOUT_S)
+    return "HighLatencyP95"
 
 
 @pytest.fixture

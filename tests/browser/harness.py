@@ -11,12 +11,13 @@ import ast
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -54,10 +55,12 @@ SYSTEM_COLOURS = {"AutoMatrix": "#4C78A8", "RelayCore": "#F58518", "NeuroWeaver"
 
 @dataclass(frozen=True)
 class AppPage:
-    """One page of the app's navigation: its title and its URL path ("" for the default)."""
+    """One page of the app's navigation: its title, its URL path ("" for the default) and the
+    sidebar section it is listed under ("" when the navigation has no sections)."""
 
     title: str
     url_path: str
+    section: str = ""
 
     @property
     def id(self) -> str:
@@ -65,29 +68,54 @@ class AppPage:
 
 
 def discover_pages(entry_point: Path = REPO_ROOT / "streamlit_app.py") -> list[AppPage]:
-    """Return the pages that the entry point passes to st.navigation, read from its source.
+    """Return the pages that the entry point passes to st.navigation, in sidebar order.
 
-    Each `st.Page("pages/x.py", title=..., url_path=..., default=...)` call with literal
-    arguments counts. A missing title or URL path is inferred from the file name, as
+    The first argument of the `st.navigation(...)` call is read from the source: a list of
+    `st.Page(...)` calls, or a dict of section name to such a list. Only `st.Page` calls with
+    literal arguments count. A missing title or URL path is inferred from the file name, as
     Streamlit does, and the default page has the URL path "".
     """
     tree = ast.parse(entry_point.read_text(encoding="utf-8"))
+    calls = [node for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and _called_name(node.func) == "navigation"]
+    if len(calls) != 1 or not calls[0].args:
+        raise ValueError(f"{entry_point} must call st.navigation exactly once with the pages "
+                         f"as its first argument; found {len(calls)} calls.")
+    argument = calls[0].args[0]
+    if isinstance(argument, ast.Dict):
+        sections = [
+            (str(key.value) if isinstance(key, ast.Constant) else "", value)
+            for key, value in zip(argument.keys, argument.values, strict=True)
+        ]
+    else:
+        sections = [("", argument)]
+
     pages = []
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and _called_name(node.func) == "Page"):
-            continue
-        if not node.args or not isinstance(node.args[0], ast.Constant):
-            continue
-        keywords = {
-            keyword.arg: keyword.value.value
-            for keyword in node.keywords
-            if keyword.arg and isinstance(keyword.value, ast.Constant)
-        }
-        stem = re.sub(r"^[0-9_]+", "", Path(str(node.args[0].value)).stem)
-        title = str(keywords.get("title", stem.replace("_", " ").title()))
-        url_path = "" if keywords.get("default") else str(keywords.get("url_path", stem))
-        pages.append(AppPage(title, url_path))
+    for section, listing in sections:
+        if not isinstance(listing, ast.List | ast.Tuple):
+            raise ValueError(f"{entry_point}: the pages of section {section!r} are not a "
+                             "literal list, so they cannot be read from the source.")
+        for element in listing.elts:
+            page = _page_from_call(element, section)
+            if page is not None:
+                pages.append(page)
     return pages
+
+
+def _page_from_call(node: ast.expr, section: str) -> AppPage | None:
+    if not (isinstance(node, ast.Call) and _called_name(node.func) == "Page"):
+        return None
+    if not node.args or not isinstance(node.args[0], ast.Constant):
+        return None
+    keywords = {
+        keyword.arg: keyword.value.value
+        for keyword in node.keywords
+        if keyword.arg and isinstance(keyword.value, ast.Constant)
+    }
+    stem = re.sub(r"^[0-9_]+", "", Path(str(node.args[0].value)).stem)
+    title = str(keywords.get("title", stem.replace("_", " ").title()))
+    url_path = "" if keywords.get("default") else str(keywords.get("url_path", stem))
+    return AppPage(title, url_path, section)
 
 
 def _called_name(function: ast.expr) -> str | None:
@@ -125,9 +153,9 @@ class RunningApp:
 def write_config(directory: Path, scrape_interval: str) -> Path:
     """Write a configuration of the simulated platform on three free loopback ports.
 
-    RelayCore's p95 latency threshold is set below its normal latency, so that its
-    HighLatencyP95 alert fires within the backfilled history and the Alerts page has an alert
-    to acknowledge.
+    RelayCore's p95 latency error threshold is set below its normal latency, so that its
+    critical HighLatencyP95 alert fires within the backfilled history and the Alerts page has an
+    alert to acknowledge. `wait_for_firing` tells when it fires in the running app.
     """
     ports = [free_port() for _ in range(3)]
     systems = ("automatrix", "relaycore", "neuroweaver")
@@ -207,6 +235,35 @@ def _wait_until_healthy(app: RunningApp) -> None:
         time.sleep(0.3)
     raise RuntimeError(f"Streamlit did not answer within {STARTUP_TIMEOUT_S:g} s:\n"
                        f"{app.log_tail()}")
+
+
+def wait_for_firing(
+    app: RunningApp, name: str, system: str, severity: str, after: float, timeout_s: float
+) -> None:
+    """Wait until the app's evaluator finds the alert `name` with `severity` on `system`
+    firing at or after the epoch time `after`.
+
+    An alert that fires in the backfilled history can resolve at the app's first evaluations,
+    because the live scrapes start after a gap and the rates have no data until two of them
+    are in the window. It fires again once its condition has held for the rule's `for` time.
+    """
+    deadline = time.monotonic() + timeout_s
+    path = app.data_dir / ALERTS_FILE
+    while time.monotonic() < deadline:
+        if app.process.poll() is not None:
+            raise RuntimeError(f"Streamlit exited with {app.process.returncode}:\n"
+                               f"{app.log_tail()}")
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            row = connection.execute(
+                "SELECT 1 FROM episodes WHERE name = ? AND system = ? AND severity = ? "
+                "AND state = 'firing' AND evaluated_at >= ?",
+                (name, system, severity, after),
+            ).fetchone()
+        if row is not None:
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"Alert {name} ({severity}) on {system} did not fire within "
+                       f"{timeout_s:g} s:\n{app.log_tail()}")
 
 
 @dataclass

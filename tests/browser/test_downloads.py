@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from lib.config import load_settings
+from lib.export import read_csv_export
 from lib.monitor import build_monitor
 from tests.browser.conftest import OpenBrowser
 from tests.browser.harness import RunningApp, discover_pages, open_page, wait_for_idle
@@ -61,14 +62,19 @@ def test_export_page_csv_matches_library(app: RunningApp, open_browser: OpenBrow
     context = open_browser()
     context.add_init_script(NO_SAVE_DIALOG)
     page = open_page(context, app.page_url(EXPORT))
-    button = page.locator('[data-testid="stDownloadButton"] button').filter(has_text="CSV").first
-    expect(button).to_be_visible()
+    file_format = page.locator('[data-testid="stRadio"]').filter(has_text="Format")
+    file_format.get_by_text("CSV", exact=True).click()
+    wait_for_idle(page)
+    expect(file_format.get_by_role("radio", name="CSV")).to_be_checked()
+    button = page.locator('[data-testid="stDownloadButton"] button').filter(has_text="Download")
+    expect(button).to_have_count(1)
 
     name, body = _download(page, button.click)
     wait_for_idle(page)
 
     assert name.endswith(".csv")
-    exported = pd.read_csv(io.BytesIO(body), comment="#")
+    metadata, exported = read_csv_export(body)
+    assert metadata
     assert set(SIGNAL_COLUMNS) <= set(exported.columns)
     assert not exported.empty
     exported["timestamp"] = pd.to_datetime(exported["timestamp"], utc=True)

@@ -39,19 +39,31 @@ METRIC_FORMATS = {
 
 
 def test_pages_found_in_navigation() -> None:
-    assert len(PAGES) >= 3
-    assert [page.title for page in PAGES[:3]] == ["Overview", "Cross-system metrics", "Targets"]
+    platform = [page.title for page in PAGES if page.section == "Platform"]
+    systems = [page.title for page in PAGES if page.section == "Systems"]
+
+    assert platform == ["Overview", "Cross-system metrics", "Alerts", "Targets", "Export"]
+    assert systems == list(SYSTEM_NAMES)
+    assert [page.section for page in PAGES] == ["Platform"] * 5 + ["Systems"] * 3
 
 
 def test_sidebar_lists_discovered_pages(app: RunningApp, open_browser: OpenBrowser) -> None:
     page = open_page(open_browser(), app.url)
 
-    links = page.locator('[data-testid="stSidebarNav"] a[data-testid="stSidebarNavLink"]')
+    navigation = page.locator('[data-testid="stSidebarNav"]')
+    links = navigation.locator('a[data-testid="stSidebarNavLink"]')
     hrefs = [link.get_attribute("href") or "" for link in links.all()]
+    headers = navigation.locator('[data-testid="stNavSectionHeader"]').all_text_contents()
 
-    paths = sorted(href.removeprefix(app.url).strip("/") for href in hrefs)
     # A page that is missing here is built in a way discover_pages cannot read: list it there.
-    assert paths == sorted(page.url_path for page in PAGES)
+    assert [href.removeprefix(app.url).strip("/") for href in hrefs] == [
+        page.url_path for page in PAGES
+    ]
+    sections = list(dict.fromkeys(page.section for page in PAGES))
+    assert len(headers) == len(sections)
+    for header, section in zip(headers, sections, strict=True):
+        # A header's text ends with the name of its collapse icon, such as "expand_more".
+        assert header.strip().startswith(section)
 
 
 @pytest.mark.parametrize("app_page", PAGES, ids=[page.id for page in PAGES])
