@@ -179,3 +179,22 @@ def test_state_survives_reopen(tmp_path: Path) -> None:
 
     second = EmbeddedAlerts(path)
     assert second._acknowledgements(T0)[alert.id].comment == "kept"
+
+
+def test_no_data_keeps_firing_alert(tmp_path: Path) -> None:
+    settings = make_settings({"relaycore": "http://127.0.0.1:9/metrics"}, tmp_path)
+    backend = EmbeddedAlerts(tmp_path / "alerts.sqlite")
+    values = {"up": 0.0}
+    evaluator = RuleEvaluator(settings, backend, lambda system, now: dict(values))
+    for step in range(6):
+        evaluator.evaluate(T0 + 15 * step)
+    down = [a for a in backend.active(T0 + 75) if a.name == "SystemDown"]
+    assert [a.state for a in down] == [AlertState.FIRING]
+
+    # After a restart the first evaluations see no data yet: the alert neither resolves nor
+    # restarts its episode.
+    values["up"] = float("nan")
+    evaluator.evaluate(T0 + 90)
+    still = [a for a in backend.active(T0 + 90) if a.name == "SystemDown"]
+    assert [a.state for a in still] == [AlertState.FIRING]
+    assert still[0].started_at == down[0].started_at

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -184,6 +185,11 @@ class RuleEvaluator:
                     labels = {"alertname": rule.name, "system": target.system,
                               "severity": rule.severity}
                     alert_id = fingerprint(labels)
+                    if math.isnan(value) and alert_id in open_rows:
+                        # No data (the app just started, or the rate window is still filling)
+                        # says nothing about the condition, so an open alert stays as it is.
+                        seen.add(alert_id)
+                        continue
                     if rule.breached(value):
                         seen.add(alert_id)
                         summary = rule.format_summary(value)

@@ -43,9 +43,14 @@ def _samples(page: Page) -> list[dict[str, float]]:
 
 def test_auto_refresh_keeps_scroll_and_charts(app: RunningApp, open_browser: OpenBrowser) -> None:
     page = open_page(open_browser(height=600), app.url)
-    refresh = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
-    refresh.click()
-    page.get_by_role("option", name="10 s", exact=True).click()
+    refresh = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
+        has_text="Auto-refresh"
+    )
+    # Streamlit 1.67's select box opens on focus and filters on typing; Enter picks the match.
+    refresh.locator("input").click()
+    page.keyboard.type("10 s")
+    page.keyboard.press("Enter")
+    expect(refresh.get_by_role("combobox")).to_have_value("10 s")
     wait_for_idle(page)
     wait_for_charts(page, minimum=3)
     caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first
