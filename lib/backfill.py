@@ -3,7 +3,8 @@
 A second simulator with the same seed runs from `now - span` to `now` without HTTP, and its
 scrapes go into the store through `Collector.ingest`. The live simulated platform starts at
 `now`, so the store sees the history end in a process restart: counters start again from zero,
-as they would after a real deployment.
+as they would after a real deployment. The last backfilled scrape is at `now` itself, so the
+first live scrape's counters, which count from `now`, continue the history without a gap.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def backfill_simulated(collector: Collector, seed: int, span: float, end: float,
 
     cycles = 0
     pending: dict[float, dict[str, bytes | None]] = defaultdict(dict)
-    for exposition in simulator.iter_expositions(start, end - interval, interval):
+    for exposition in simulator.iter_expositions(start, end, interval):
         if exposition.system not in systems:
             continue
         text = exposition.text

@@ -26,7 +26,7 @@ def collector(tmp_path: Path) -> Collector:
 
 def test_backfill_matches_simulator(collector: Collector) -> None:
     cycles = backfill_simulated(collector, seed=9, span=SPAN, end=END, incidents=False)
-    assert cycles == SPAN / 15
+    assert cycles == SPAN / 15 + 1
 
     truth_sim = PlatformSimulator(SimulationConfig(seed=9), start=END - SPAN)
     truth_sim.advance_to(END - 15)
@@ -57,3 +57,22 @@ def test_backfill_records_outage_as_down(collector: Collector) -> None:
     availability = source.availability("neuroweaver", TimeRange.between(end - 1800, end, 15))
     assert availability is not None
     assert 0.9 < availability < 1.0
+
+
+def test_live_start_continues_history(collector: Collector) -> None:
+    backfill_simulated(collector, seed=9, span=SPAN, end=END, incidents=False)
+    # The live platform starts at the backfill's end, as a fresh process with counters at zero.
+    live = PlatformSimulator(SimulationConfig(seed=9), start=END)
+    for step in range(1, 5):
+        ts = END + 15 * step
+        live.advance_to(ts)
+        collector.ingest(ts, {s: live.exposition(s).encode() for s in URLS})
+
+    source = EmbeddedSource(collector.store, 15.0)
+    time_range = TimeRange.between(END - 600, END + 60, 15)
+    frame = source.signals(["relaycore"], time_range, ["requests_per_second"])
+    after = frame[frame["timestamp"].map(lambda t: t.timestamp()) > END]
+    before = frame[frame["timestamp"].map(lambda t: t.timestamp()) <= END]["value"].dropna()
+    # No dip at the restart: the first live windows hold the live process's whole traffic.
+    assert after["value"].notna().all()
+    assert after["value"].min() > 0.8 * before.mean()
