@@ -1,10 +1,10 @@
 """The facade that pages and scripts use: the platform's monitoring operations in one place.
 
 `get_monitor()` builds the monitor once per process from the settings. With the embedded source
-(the default) that is the store, the simulated platform (when enabled) and the collector; only one
+(the default) that is the store, the simulated platform (when enabled) and the collector. Only one
 process per data directory runs a collector, holding `collector.lock` there, and any other process
-reads the same store. With a Prometheus source the app keeps no store and starts no collector;
-it starts the simulated platform only when `[simulator] enabled = true` asks for it.
+reads the same store. With a Prometheus source the app keeps no store and starts no collector, and
+it starts the simulated platform only when `[simulator] enabled = true` is set.
 """
 
 from __future__ import annotations
@@ -129,6 +129,8 @@ class Monitor:
         """Return each system's status, current values and request-rate trend."""
         now = time.time() if now is None else now
         trends = self.platform_metrics(systems, time_range, ["requests_per_second"])
+        # TODO: snapshots run one system after another; with a Prometheus source each runs its
+        # own queries concurrently, so a refresh costs one slowest query per system.
         return [self._health(system, time_range, now, trends) for system in systems]
 
     def _health(
@@ -196,7 +198,8 @@ class Monitor:
             last_error = str(error)
         else:
             up = _value(snapshot.values, "up")
-            health = "unknown" if up is None else ("up" if up >= 1 else "down")
+            if up is not None:
+                health = "up" if up >= 1 else "down"
             last_scrape, last_error = snapshot.last_scrape_at, snapshot.last_error
         return TargetStatus(
             system=target.system,
@@ -258,7 +261,7 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
     """Build the monitor for `settings` with the source that `[source] kind` names.
 
     With `start_background`, the embedded source also starts the simulated platform and the
-    collector when this process holds the data directory's lock; the Prometheus source starts
+    collector when this process holds the data directory's lock. The Prometheus source starts
     only the simulated platform, and only when the settings enable it.
     """
     if settings.source.kind == "prometheus":

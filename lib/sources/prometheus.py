@@ -1,8 +1,8 @@
 """Signals from a server that speaks the Prometheus HTTP query API.
 
 Prometheus, VictoriaMetrics, Thanos Query and Mimir all serve `/api/v1/query_range` and
-`/api/v1/query`. Each catalog signal is one PromQL expression per system (see `lib.promql`);
-all queries of one call run concurrently on a thread pool over the shared httpx client, so a
+`/api/v1/query`. Each catalog signal is one PromQL expression per system (see `lib.promql`).
+All queries of one call run concurrently on a thread pool over the shared httpx client, so a
 page refresh costs about its slowest query. Every failure becomes a `QueryError` that names the
 server and the query, and failures are kept per system so that one failing system does not
 blank the others.
@@ -33,7 +33,7 @@ from lib.timerange import TimeRange
 
 log = logging.getLogger(__name__)
 
-# Prometheus answers a bad query with 400, a failed evaluation with 422, an overloaded or timed
+# Prometheus rejects a bad query with 400, a failed evaluation with 422, an overloaded or timed
 # out query with 503, and an internal failure with 500, each with a JSON error body.
 ERROR_STATUSES = (400, 422, 500, 503)
 MAX_WORKERS = 16
