@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class PrometheusSource:
         """Run every query of every system concurrently; return each system's frame, or the
         QueryError of its first failed query."""
         points = np.array(time_range.points(), dtype=float)
+        started = time.monotonic()
         futures = {
             (system, signal): self._pool.submit(
                 self._query_range,
@@ -128,6 +130,11 @@ class PrometheusSource:
                 frame = combine(frames, time_range)
                 frame.attrs["warnings"] = _unique(warnings)
                 outcomes[system] = frame
+        failed = sum(isinstance(outcome, QueryError) for outcome in outcomes.values())
+        log.info(
+            "%d range queries to %s for %d systems in %.3f s, %d systems failed",
+            len(futures), self.url, len(systems), time.monotonic() - started, failed,
+        )
         return outcomes
 
     # -- current values ------------------------------------------------------------------------
