@@ -177,7 +177,7 @@ class PrometheusSource:
             last_scrape_at=last_scrape,
             last_success_at=last_success,
             last_error=(
-                f"the server reports up = 0 for job {queries.job!r}: its last scrape failed"
+                f"the source's last scrape of job {queries.job!r} failed (up = 0)"
                 if up == 0 else None
             ),
             warnings=warnings,
