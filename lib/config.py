@@ -101,7 +101,8 @@ _MATCHER = re.compile(
 
 @dataclass(frozen=True)
 class SourceSettings:
-    """Where the pages read signals. Credentials come from the environment, never the file.
+    """The server or store that the pages read signals from. Credentials come from the
+    environment, never from the file.
 
     `extra_matchers` are PromQL label matchers without braces (`cluster="prod"`) that every
     Prometheus query adds to its selectors; `timeout` bounds one query in seconds.

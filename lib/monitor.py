@@ -1,10 +1,10 @@
 """The facade that pages and scripts use: the platform's monitoring operations in one place.
 
 `get_monitor()` builds the monitor once per process from the settings. With the embedded source
-(the default) that is the store, the simulated platform (when enabled) and the collector; only one
+(the default) that is the store, the simulated platform (when enabled) and the collector. Only one
 process per data directory runs a collector, holding `collector.lock` there, and any other process
-reads the same store. With a Prometheus source the app keeps no store and starts no collector;
-it starts the simulated platform only when `[simulator] enabled = true` asks for it.
+reads the same store. With a Prometheus source the app keeps no store and starts no collector, and
+it starts the simulated platform only when `[simulator] enabled = true` is set.
 
 Every read goes through `LastGood`: one fetch per system, concurrently, each within the configured
 timeout. A system whose fetch fails or is late shows its last good result marked stale, or no data
@@ -318,7 +318,8 @@ class Monitor:
             last_error = str(error)
         else:
             up = _value(snapshot.values, "up")
-            health = "unknown" if up is None else ("up" if up >= 1 else "down")
+            if up is not None:
+                health = "up" if up >= 1 else "down"
             last_scrape, last_error = snapshot.last_scrape_at, snapshot.last_error
         return TargetStatus(
             system=target.system,
@@ -428,7 +429,7 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
     """Build the monitor for `settings` with the source that `[source] kind` names.
 
     With `start_background`, the embedded source also starts the simulated platform and the
-    collector when this process holds the data directory's lock; the Prometheus source starts
+    collector when this process holds the data directory's lock. The Prometheus source starts
     only the simulated platform, and only when the settings enable it.
     """
     if settings.source.kind == "prometheus":

@@ -38,7 +38,7 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     ">": operator.gt,
 }
-# How each watched signal's value reads in a summary: Prometheus template, Python formatter.
+# The format of each watched signal's value in a summary: Prometheus template, Python formatter.
 _VALUE_FORMATS: dict[str, tuple[str, Callable[[float], str]]] = {
     "up": ("{{ $value }}", lambda v: f"{v:g}"),
     "error_rate": ("{{ $value | humanizePercentage }}", lambda v: f"{v * 100:.1f}%"),
@@ -76,7 +76,7 @@ class AlertRule:
             target.prometheus_job, MetricNames.for_prefix(target.metric_prefix), extra_matchers
         )
         if self.signal == "up":
-            # Down means no instance of the job answered its last scrape.
+            # Down means that the last scrape of every instance of the job failed.
             return f"max({queries.selector('up')}) {self.comparison} {self.threshold:g}"
         window = CURRENT_WINDOW_SCRAPES * scrape_interval
         expression = queries.signal(self.signal, window, scrape_interval)

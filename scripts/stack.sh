@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the whole stack on 127.0.0.1 and stop all of it on Ctrl-C:
+# Start the whole stack on 127.0.0.1, and stop all of it on Ctrl-C. The parts are:
 #   the simulated platform (python -m exporters) on ports 9101-9103,
 #   Prometheus (Debian's prometheus) on 9090 with monitoring/prometheus/, data in .data/prometheus,
 #   Alertmanager (Debian's prometheus-alertmanager) on 9093, data in .data/alertmanager,

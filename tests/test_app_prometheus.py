@@ -29,28 +29,68 @@ PAGES = ["pages/overview.py", "pages/cross_system.py", "pages/targets.py"]
 
 
 @pytest.fixture(scope="module")
-def live_prometheus(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[servers.ServerProcess, SimulatedPlatform]]:
-    platform = SimulatedPlatform(SimulationConfig(seed=1), "127.0.0.1", (0, 0, 0))
-    platform.start()
+def platform() -> Iterator[SimulatedPlatform]:
+    simulated = SimulatedPlatform(SimulationConfig(seed=1), "127.0.0.1", (0, 0, 0))
+    simulated.start()
+    yield simulated
+    simulated.stop()
+
+
+def scrape_config(platform: SimulatedPlatform) -> str:
     jobs = "".join(
         f"  - job_name: {system}\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{server.port}']\n"
         for system, server in platform.servers.items()
     )
-    config = f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}"
-    prometheus = servers.prometheus(tmp_path_factory.mktemp("prometheus"), config).start()
+    return f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}"
+
+
+@pytest.fixture(scope="module")
+def live_prometheus(
+    tmp_path_factory: pytest.TempPathFactory, platform: SimulatedPlatform
+) -> Iterator[tuple[servers.ServerProcess, SimulatedPlatform]]:
+    directory = tmp_path_factory.mktemp("prometheus")
+    prometheus = servers.prometheus(directory, scrape_config(platform)).start()
     try:
         wait_for_scrapes(prometheus.url, count=6)
         yield prometheus, platform
     finally:
         prometheus.stop()
-        platform.stop()
+
+
+def test_victoria_metrics_scraping_same_exporters(
+    live_prometheus: tuple[servers.ServerProcess, SimulatedPlatform],
+    tmp_path: Path,
+) -> None:
+    prometheus, platform = live_prometheus
+    victoria = servers.victoria_metrics(tmp_path, scrape_config=scrape_config(platform)).start()
+    try:
+        wait_for_scrapes(victoria.url, count=6)
+        settings = load_settings(write_config(tmp_path, victoria.url))
+        monitor, _ = build_monitor(settings, start_background=False)
+        reference, _ = build_monitor(load_settings(write_config(tmp_path, prometheus.url)),
+                                     start_background=False)
+        now = time.time()
+        time_range = TimeRange.between(now - 300, now, 1.0)
+
+        ours = monitor.overview(["relaycore", "automatrix"], time_range, now=now)
+        theirs = reference.overview(["relaycore", "automatrix"], time_range, now=now)
+        for health, expected in zip(ours, theirs, strict=True):
+            assert health.requests_per_second is not None
+            assert expected.requests_per_second is not None
+            # Both scrape the same exporters every second but at different moments, and the
+            # current rate spans only 4 s, so only the magnitude must match.
+            assert health.requests_per_second == pytest.approx(
+                expected.requests_per_second, rel=0.5)
+            assert health.memory_usage is not None
+            assert health.availability == 1.0
+            assert health.last_error is None
+    finally:
+        victoria.stop()
 
 
 def wait_for_scrapes(url: str, count: int) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         response = httpx.get(url + "/api/v1/query",
                              params={"query": 'count_over_time(up{job="relaycore"}[1m])'})
@@ -58,7 +98,7 @@ def wait_for_scrapes(url: str, count: int) -> None:
         if result and float(result[0]["value"][1]) >= count:
             return
         time.sleep(0.5)
-    raise AssertionError("Prometheus did not scrape the simulated platform within 30 s")
+    raise AssertionError(f"{url} did not scrape the simulated platform within 60 s")
 
 
 def write_config(directory: Path, prometheus_url: str) -> Path:

@@ -159,3 +159,12 @@ def test_prometheus_source_simulator_explicit() -> None:
 def test_source_settings_rejected(source: dict[str, object], words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         settings_from_mapping({"source": source}, {})
+
+
+def test_extra_matchers_comma_inside_value() -> None:
+    settings = settings_from_mapping(
+        {"source": {"kind": "prometheus", "url": "http://127.0.0.1:9090",
+                    "extra_matchers": 'route=~"/a,/b", cluster="prod"'}},
+        {},
+    )
+    assert settings.source.extra_matchers == 'route=~"/a,/b",cluster="prod"'

@@ -113,7 +113,7 @@ def offset_backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backen
 
 
 def near_outage(t: float, time_range: TimeRange) -> bool:
-    """Return whether point t sees the outage: the backfilled history has no staleness markers,
+    """Return whether the outage affects point t: the backfilled history has no staleness markers,
     so Prometheus keeps a down system's last gauge values for its 5-minute lookback, where the
     embedded store shows no value."""
     return OUTAGE_START - SCRAPE <= t <= OUTAGE_START + OUTAGE_LENGTH + time_range.window + 300
@@ -231,7 +231,7 @@ def test_rules_fire_on_burst(backends: Backends) -> None:
     assert not source._query("relaycore", query, BURST_START - 300).points
 
 
-# Scrapes 7 s after each range point, as real scrapes fall: Prometheus's rate() then sees the 4
+# Scrapes 7 s after each range point, as real scrapes fall: Prometheus's rate() then uses the 4
 # samples inside (t - 60 s, t], which span 45 s, and extrapolates them to 60 s, while the
 # embedded store (like VictoriaMetrics) divides the increase since the last sample before the
 # window by the 60 s between them. Each point then differs by the traffic's change between the

@@ -86,7 +86,8 @@ def test_fault_message_names_server_and_query(fault_server: FaultServer,
                                               behaviour: dict[str, object], words: str) -> None:
     for key, value in behaviour.items():
         setattr(fault_server.behaviour, key, value)
-    source = source_for(base_url(fault_server), timeout=1.0)
+    # A 502 is retried after a backoff of up to 1.2 s; the deadline must leave room for it.
+    source = source_for(base_url(fault_server), timeout=1.0 if behaviour.get("hang") else 5.0)
 
     with pytest.raises(QueryError) as caught:
         source.signals(["relaycore"], RANGE, ["requests_per_second"])
@@ -208,3 +209,39 @@ def test_stopped_prometheus_raises_per_system(tmp_path: Path) -> None:
     assert "refused the connection" in str(error)
     with pytest.raises(QueryError, match="refused the connection"):
         source.snapshot("relaycore", RANGE, NOW)
+
+
+def flat_then_ok_scrapes(start: float) -> list[tuple[str, float, str | None]]:
+    """Return 10 minutes without traffic, then 10 minutes of 2 requests/s, none of them 5xx."""
+    scrapes: list[tuple[str, float, str | None]] = []
+    for index in range(81):
+        ts = start + 15 * index
+        count = 100 if index <= 40 else 100 + 30 * (index - 40)
+        text = (
+            "# TYPE http_requests_total counter\n"
+            f'http_requests_total{{code="200",method="GET",route="/"}} {count}\n'
+        )
+        scrapes.append(("relaycore", ts, text))
+    return scrapes
+
+
+@pytest.mark.prometheus
+def test_error_rate_zero_without_traffic(tmp_path: Path) -> None:
+    start = NOW - 1200
+    scrapes = flat_then_ok_scrapes(start)
+    servers.backfill(tmp_path, servers.history_text(scrapes, {"relaycore": "relaycore"},
+                                                    openmetrics=True))
+    server = servers.prometheus(tmp_path).start()
+    try:
+        time_range = TimeRange.between(start + 60, NOW, 15.0)
+        frame = source_for(server.url).signals(["relaycore"], time_range,
+                                               ["error_rate", "requests_per_second"])
+    finally:
+        server.stop()
+
+    error_rate = frame[frame["signal"] == "error_rate"]["value"]
+    requests = frame[frame["signal"] == "requests_per_second"]["value"].to_numpy()
+    assert not error_rate.isna().any()
+    assert (error_rate == 0).all()
+    assert requests[0] == 0
+    assert requests[-1] == pytest.approx(2.0)

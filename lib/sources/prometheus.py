@@ -1,8 +1,8 @@
 """Signals from a server that speaks the Prometheus HTTP query API.
 
 Prometheus, VictoriaMetrics, Thanos Query and Mimir all serve `/api/v1/query_range` and
-`/api/v1/query`. Each catalog signal is one PromQL expression per system (see `lib.promql`);
-all queries of one call run concurrently on a thread pool over the shared httpx client, so a
+`/api/v1/query`. Each catalog signal is one PromQL expression per system (see `lib.promql`).
+All queries of one call run concurrently on a thread pool over the shared httpx client, so a
 page refresh costs about its slowest query. Every failure becomes a `QueryError` that names the
 server and the query, and failures are kept per system so that one failing system does not
 blank the others.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from lib.timerange import TimeRange
 
 log = logging.getLogger(__name__)
 
-# Prometheus answers a bad query with 400, a failed evaluation with 422, an overloaded or timed
+# Prometheus rejects a bad query with 400, a failed evaluation with 422, an overloaded or timed
 # out query with 503, and an internal failure with 500, each with a JSON error body.
 ERROR_STATUSES = (400, 422, 500, 503)
 MAX_WORKERS = 16
@@ -118,6 +119,7 @@ class PrometheusSource:
         """Run every query of every system concurrently; return each system's frame, or the
         QueryError of its first failed query."""
         points = np.array(time_range.points(), dtype=float)
+        started = time.monotonic()
         futures = {
             (system, signal): self._pool.submit(
                 self._query_range,
@@ -145,6 +147,11 @@ class PrometheusSource:
                 frame = combine(frames, time_range)
                 frame.attrs["warnings"] = _unique(warnings)
                 outcomes[system] = frame
+        failed = sum(isinstance(outcome, QueryError) for outcome in outcomes.values())
+        log.info(
+            "%d range queries to %s for %d systems in %.3f s, %d systems failed",
+            len(futures), self.url, len(systems), time.monotonic() - started, failed,
+        )
         return outcomes
 
     # -- current values ------------------------------------------------------------------------
@@ -187,7 +194,7 @@ class PrometheusSource:
             last_scrape_at=last_scrape,
             last_success_at=last_success,
             last_error=(
-                f"the server reports up = 0 for job {queries.job!r}: its last scrape failed"
+                f"the source's last scrape of job {queries.job!r} failed (up = 0)"
                 if up == 0 else None
             ),
             warnings=warnings,

@@ -114,13 +114,22 @@ def backfill(directory: Path, openmetrics: str) -> None:
     )
 
 
-def victoria_metrics(directory: Path, port: int | None = None) -> ServerProcess:
-    """Return a single-node VictoriaMetrics (not started) storing under `directory`.
+def victoria_metrics(
+    directory: Path, port: int | None = None, scrape_config: str | None = None
+) -> ServerProcess:
+    """Return a single-node VictoriaMetrics (not started) storing under `directory`, scraping
+    the jobs of the Prometheus-format `scrape_config` when one is given.
 
     Retention is 100 years because VictoriaMetrics rejects imported samples older than it.
     """
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    scraping = []
+    if scrape_config is not None:
+        (directory / "scrape.yml").write_text(scrape_config, encoding="utf-8")
+        # Queries see samples up to 1 s old, not the default 30 s, so that a test can read
+        # what was just scraped.
+        scraping = [f"-promscrape.config={directory / 'scrape.yml'}", "-search.latencyOffset=1s"]
     return ServerProcess(
         "victoria-metrics",
         [
@@ -129,6 +138,7 @@ def victoria_metrics(directory: Path, port: int | None = None) -> ServerProcess:
             f"-storageDataPath={directory / 'data'}",
             "-retentionPeriod=100y",
             "-search.disableCache",
+            *scraping,
         ],
         port,
         "/health",
