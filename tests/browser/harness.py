@@ -150,12 +150,14 @@ class RunningApp:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def write_config(directory: Path, scrape_interval: str) -> Path:
+def write_config(directory: Path, scrape_interval: str, incidents: bool = False) -> Path:
     """Write a configuration of the simulated platform on three free loopback ports.
 
     RelayCore's p95 latency error threshold is set below its normal latency, so that its
     critical HighLatencyP95 alert fires within the backfilled history and the Alerts page has an
-    alert to acknowledge. `wait_for_firing` tells when it fires in the running app.
+    alert to acknowledge. `wait_for_firing` tells when it fires in the running app. The demo
+    incident schedule runs on the wall clock, so it is off unless `incidents` is set: a test that
+    happened to run during NeuroWeaver's outage saw it down.
     """
     ports = [free_port() for _ in range(3)]
     systems = ("automatrix", "relaycore", "neuroweaver")
@@ -168,7 +170,8 @@ def write_config(directory: Path, scrape_interval: str) -> Path:
     targets = targets.replace(marker, marker.rstrip("\n") + "\n" + relaycore_thresholds, 1)
     path = directory / "platform-monitor.toml"
     path.write_text(
-        f'[simulator]\nenabled = true\nports = [{", ".join(map(str, ports))}]\n\n'
+        f'[simulator]\nenabled = true\nincidents = {str(incidents).lower()}\n'
+        f'ports = [{", ".join(map(str, ports))}]\n\n'
         f'[collector]\nscrape_interval = "{scrape_interval}"\nscrape_timeout = "1s"\n\n'
         + targets,
         encoding="utf-8",

@@ -65,7 +65,7 @@ def main() -> None:
 
 def capture_all(directory: Path, out: Path, history_seconds: float) -> None:
     """Start the app with backfilled history and capture every page, theme and width."""
-    config_path = write_config(directory, "15s")
+    config_path = write_config(directory, "15s", incidents=True)
     started = time.monotonic()
     cycles = backfill_history(config_path, directory / "data", history_seconds)
     log.info("backfilled %d scrape cycles in %.0f s", cycles, time.monotonic() - started)
