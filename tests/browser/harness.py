@@ -169,10 +169,12 @@ def write_config(directory: Path, scrape_interval: str, incidents: bool = False)
     marker = f'url = "http://127.0.0.1:{ports[1]}/metrics"\n\n'
     targets = targets.replace(marker, marker.rstrip("\n") + "\n" + relaycore_thresholds, 1)
     path = directory / "platform-monitor.toml"
+    # The scrape timeout is also each page read's time limit per system; on a loaded two-core
+    # machine 1 s let a read run out now and then, and a card then showed no trend chart.
     path.write_text(
         f'[simulator]\nenabled = true\nincidents = {str(incidents).lower()}\n'
         f'ports = [{", ".join(map(str, ports))}]\n\n'
-        f'[collector]\nscrape_interval = "{scrape_interval}"\nscrape_timeout = "1s"\n\n'
+        f'[collector]\nscrape_interval = "{scrape_interval}"\nscrape_timeout = "2s"\n\n'
         + targets,
         encoding="utf-8",
     )
