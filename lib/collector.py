@@ -53,7 +53,7 @@ class _TargetState:
 
 @dataclass
 class ScrapeOutcome:
-    """What one scrape of one target produced."""
+    """The result of one scrape of one target."""
 
     system: str
     ts: float

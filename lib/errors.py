@@ -41,7 +41,7 @@ class StoreError(MonitorError):
 
 
 class FetchFailure(StrEnum):
-    """What went wrong with one HTTP fetch, in the words an operator uses."""
+    """The kind of failure of one HTTP fetch, in the words an operator uses."""
 
     REFUSED = "refused"
     TIMEOUT = "timeout"
@@ -66,7 +66,7 @@ _HINTS = {
 
 
 class FetchError(MonitorError):
-    """An HTTP fetch of `url` failed; `failure` says how, `detail` in plain words."""
+    """An HTTP fetch of `url` failed; `failure` is the kind and `detail` the plain words."""
 
     def __init__(
         self,

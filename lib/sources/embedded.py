@@ -262,7 +262,7 @@ class Evaluator:
     def _window_rows(
         self, present: np.ndarray, points: np.ndarray, window: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return (left, right, valid): indexes into the rows where `present` holds of the last
+        """Return (left, right, valid): indexes into the rows where `present` is true, of the last
         row at or before t - window and at or before t, for each point t."""
         ts = self.series.ts[present]
         right = np.searchsorted(ts, points, side="right") - 1
@@ -338,7 +338,7 @@ class Evaluator:
         fresh = (right >= 0) & (points - ts[safe_right] <= max(step, self.lookback))
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(scrapes > 0, ups / scrapes, np.nan)
-        # With no scrape inside the step, the last scrape's own result stands (as an instant
+        # With no scrape inside the step, the last scrape's own result is used (as an instant
         # query of `up` would return it).
         share = np.where(np.isnan(share) & fresh, self.series.up[safe_right], share)
         return np.where(fresh, share, math.nan)

@@ -365,9 +365,11 @@ def _decode(
     return data
 
 
-def _parse_result(
+def _result_data(
     server: str, query: str, system: str, body: Mapping[str, Any], expected: str
-) -> QueryResult:
+) -> tuple[Mapping[str, Any], tuple[str, ...]]:
+    """Return the response's `data` object and warnings, raising QueryError unless it contains a
+    result of the `expected` type (matrix or vector)."""
     data = body.get("data")
     warnings = tuple(str(w) for w in body.get("warnings") or ())
     if not isinstance(data, dict) or data.get("resultType") != expected:
@@ -376,6 +378,13 @@ def _parse_result(
             server, query, f"the server returned a {got or 'missing'} result, not a {expected}",
             system,
         )
+    return data, warnings
+
+
+def _parse_result(
+    server: str, query: str, system: str, body: Mapping[str, Any], expected: str
+) -> QueryResult:
+    data, warnings = _result_data(server, query, system, body, expected)
     points: dict[float, float] = {}
     try:
         for series in data.get("result") or ():
@@ -396,14 +405,7 @@ def _parse_series(
     server: str, query: str, system: str, body: Mapping[str, Any], expected: str
 ) -> SeriesResult:
     """Return each series of a matrix or vector result with its own labels."""
-    data = body.get("data")
-    warnings = tuple(str(w) for w in body.get("warnings") or ())
-    if not isinstance(data, dict) or data.get("resultType") != expected:
-        got = data.get("resultType") if isinstance(data, dict) else None
-        raise QueryError(
-            server, query, f"the server returned a {got or 'missing'} result, not a {expected}",
-            system,
-        )
+    data, warnings = _result_data(server, query, system, body, expected)
     parsed: list[tuple[dict[str, str], dict[float, float]]] = []
     try:
         for series in data.get("result") or ():
