@@ -129,7 +129,8 @@ def _ingest_embedded_and_write_files(directory: Path, start: float, end: float,
         collector = Collector(settings, store, unused_client)
         bodies = 0
         with (directory / "history.om").open("w", encoding="utf-8") as openmetrics, \
-                (directory / "history.prom").open("w", encoding="utf-8") as victoria:
+                (directory / "history.prom").open("w", encoding="utf-8") as victoria, \
+                store.batched():
             for ts, cycle in _scrapes(start, end, interval, seed):
                 collector.ingest(ts, {s: t.encode() if t else None for s, t in cycle.items()})
                 for system, text in cycle.items():

@@ -15,11 +15,13 @@ Tables:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import time
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
@@ -231,6 +233,29 @@ class Store:
         rows = self.connection().execute("SELECT series_id, last_raw, acc FROM counter_state")
         return {series_id: (last_raw, acc) for series_id, last_raw, acc in rows}
 
+    @contextlib.contextmanager
+    def batched(self, max_delay: float = 1.0) -> Iterator[None]:
+        """Commit the cycles that `write_cycle` writes in this block together, at most
+        `max_delay` seconds after the first uncommitted one, and at the end of the block.
+
+        Loading history writes thousands of cycles in a row, and a commit per cycle costs more
+        than its rows. Readers see the history arrive in steps of `max_delay`. If a write fails,
+        the uncommitted cycles of the current step are rolled back with it and the error is
+        raised; the steps before it stay stored.
+        """
+        connection = self.connection()
+        # Per thread, like the connection: the longest a written cycle may stay uncommitted
+        # (seconds), and when the open transaction began (time.monotonic()).
+        self._local.batch_delay = max_delay
+        self._local.batch_started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._local.batch_delay = None
+            with self._write_lock:
+                if connection.in_transaction:
+                    connection.commit()
+
     @_translated("write a scrape cycle to")
     def write_cycle(
         self,
@@ -240,34 +265,56 @@ class Store:
         targets: Sequence[TargetRecord],
     ) -> None:
         """Write one scrape cycle in one transaction: samples (series id, ts, value), counter
-        state (series id, last raw, acc), aggregates rows and target records."""
+        state (series id, last raw, acc), aggregates rows and target records. Inside `batched`,
+        the transaction may stay open for the next cycles."""
         connection = self.connection()
-        with self._write_lock, connection:
-            connection.executemany(
-                "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?, ?, ?)", samples
-            )
-            connection.executemany(
-                "INSERT OR REPLACE INTO samples_5m (series_id, bucket, ts, value) "
-                "VALUES (?, ?, ?, ?)",
-                [(sid, int(ts // SAMPLE_ROLLUP), ts, value) for sid, ts, value in samples],
-            )
-            connection.executemany(
-                "INSERT OR REPLACE INTO counter_state (series_id, last_raw, acc) VALUES (?, ?, ?)",
-                counter_updates,
-            )
-            for row in aggregates:
-                self._insert_aggregate(connection, row)
-            connection.executemany(
-                "INSERT OR REPLACE INTO targets (system, url, health, last_scrape_at, "
-                "last_success_at, scrape_duration, samples, last_error, consecutive_failures, "
-                "next_scrape_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (t.system, t.url, t.health, t.last_scrape_at, t.last_success_at,
-                     t.scrape_duration, t.samples, t.last_error, t.consecutive_failures,
-                     t.next_scrape_at)
-                    for t in targets
-                ],
-            )
+        with self._write_lock:
+            began = not connection.in_transaction
+            try:
+                self._write_cycle_rows(connection, samples, counter_updates, aggregates, targets)
+            except BaseException:
+                connection.rollback()
+                raise
+            delay: float | None = getattr(self._local, "batch_delay", None)
+            now = time.monotonic()
+            if began:
+                self._local.batch_started = now
+            if delay is None or now - self._local.batch_started >= delay:
+                connection.commit()
+
+    def _write_cycle_rows(
+        self,
+        connection: sqlite3.Connection,
+        samples: Sequence[tuple[int, float, float]],
+        counter_updates: Sequence[tuple[int, float, float]],
+        aggregates: Sequence[AggregateRow],
+        targets: Sequence[TargetRecord],
+    ) -> None:
+        connection.executemany(
+            "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?, ?, ?)", samples
+        )
+        connection.executemany(
+            "INSERT OR REPLACE INTO samples_5m (series_id, bucket, ts, value) "
+            "VALUES (?, ?, ?, ?)",
+            [(sid, int(ts // SAMPLE_ROLLUP), ts, value) for sid, ts, value in samples],
+        )
+        connection.executemany(
+            "INSERT OR REPLACE INTO counter_state (series_id, last_raw, acc) VALUES (?, ?, ?)",
+            counter_updates,
+        )
+        for row in aggregates:
+            self._insert_aggregate(connection, row)
+        connection.executemany(
+            "INSERT OR REPLACE INTO targets (system, url, health, last_scrape_at, "
+            "last_success_at, scrape_duration, samples, last_error, consecutive_failures, "
+            "next_scrape_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (t.system, t.url, t.health, t.last_scrape_at, t.last_success_at,
+                 t.scrape_duration, t.samples, t.last_error, t.consecutive_failures,
+                 t.next_scrape_at)
+                for t in targets
+            ],
+        )
 
     def _insert_aggregate(self, connection: sqlite3.Connection, row: AggregateRow) -> None:
         previous = connection.execute(
