@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lib.collector import Collector
+from lib.errors import StoreError
 from lib.http import make_client
 from lib.sources.embedded import EmbeddedSource
 from lib.store import Store
@@ -151,3 +152,35 @@ def test_gauge_absent_while_down(rig, fault_server: FaultServer) -> None:
     values = frame["value"].to_list()
     assert values[1] == 123.0
     assert math.isnan(values[2])
+
+
+def test_batched_ingest_commits_in_steps(fault_server: FaultServer, tmp_path: Path) -> None:
+    settings = make_settings({"relaycore": fault_server.url}, tmp_path)
+    store = Store(tmp_path / "m.sqlite")
+    collector = Collector(settings, store, make_client())
+    reader = Store(tmp_path / "m.sqlite")
+    # The first cycle also prunes, which commits, so the batch starts after it.
+    collector.ingest(T0, {"relaycore": exposition(requests=0.0)})
+    with store.batched(max_delay=3600.0):
+        for i in range(1, 5):
+            collector.ingest(T0 + 15 * i, {"relaycore": exposition(requests=150.0 * i)})
+        # A second connection sees none of the step's cycles before its commit.
+        assert reader.targets()[0].last_scrape_at == T0
+    assert reader.targets()[0].last_scrape_at == T0 + 60
+    values = rps(EmbeddedSource(reader, 15.0), T0 + 60)
+    assert values[-1] == pytest.approx(10.0)
+
+
+def test_batched_write_failure_rolls_back_its_step(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    settings = make_settings({"relaycore": fault_server.url}, tmp_path)
+    store = Store(tmp_path / "m.sqlite")
+    collector = Collector(settings, store, make_client())
+    collector.ingest(T0, {"relaycore": exposition(requests=0.0)})
+    with pytest.raises(StoreError), store.batched(max_delay=3600.0):
+        collector.ingest(T0 + 15, {"relaycore": exposition(requests=150.0)})
+        # A sample row without a series id breaks the NOT NULL constraint mid-cycle.
+        store.write_cycle([(None, T0 + 30, 1.0)], [], [], [])  # type: ignore[list-item]
+    reader = Store(tmp_path / "m.sqlite")
+    assert reader.targets()[0].last_scrape_at == T0
