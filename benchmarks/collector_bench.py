@@ -7,6 +7,7 @@ the SQLite write. The baseline is prometheus_client's parser alone on the same b
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -118,3 +119,37 @@ def scraping_in_background(targets: int, series: int) -> Iterator[None]:
             stop.set()
             thread.join()
             collector.stop()
+
+
+@contextmanager
+def scraping_in_other_process(targets: int, series: int) -> Iterator[None]:
+    """Run collector cycles back to back in a child process while the block runs, as
+    `python -m lib.collect` runs the collector apart from the app."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.collector_bench", "--targets", str(targets),
+         "--series", str(series)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # the first cycle has run
+        yield
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout=60)
+
+
+def main() -> None:
+    """Scrape back to back until standard input closes, printing a line after the first cycle."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--targets", type=int, required=True)
+    parser.add_argument("--series", type=int, required=True)
+    args = parser.parse_args()
+    with scraping_in_background(args.targets, args.series):
+        print("scraping", flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

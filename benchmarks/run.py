@@ -245,8 +245,13 @@ def run_collector(report: Report, quick: bool, tiny: bool, repeat: int,
     targets, series = (3, 100) if tiny else (30, 5000)
     with collector_bench.scraping_in_background(targets, series):
         busy = measure(page_query, repeat * 2)
+    with collector_bench.scraping_in_other_process(targets, series):
+        apart = measure(page_query, repeat * 2)
     report.timing(f"{time_range.label} embedded query, collector idle", idle)
-    report.timing(f"same query while {targets} x {series} scrapes run", busy, idle, "idle")
+    report.timing(f"same query while {targets} x {series} scrapes run in this process", busy,
+                  idle, "idle")
+    report.timing("same query while they run in another process (python -m lib.collect)",
+                  apart, idle, "idle")
 
 
 def run_pages(report: Report, history: History, repeat: int, tiny: bool) -> None:
