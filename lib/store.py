@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import time
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,10 @@ AGGREGATE_COLUMNS = (
     "requests", "errors", "duration_sum", "duration_count", "cpu_seconds", "cost_usd",
     "memory_bytes", "in_flight", "start_time",
 )
+
+_AGGREGATE_SELECT = ", ".join(("ts", "up", "scrapes", "ups", *AGGREGATE_COLUMNS, "buckets"))
+# Decoded closed roll-up rows kept per system and resolution, about 1 MiB per 5,000 rows.
+MAX_CACHED_ROLLUP_ROWS = 20_000
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS series (
@@ -178,6 +182,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        # Decoded roll-up rows of closed buckets by (system, resolution); see `_closed_rollup`.
+        self._rollups: dict[tuple[str, int], _ClosedRollup] = {}
+        self._rollups_lock = threading.Lock()
         self._create_schema()
 
     @_translated("create the tables of")
@@ -367,22 +374,97 @@ class Store:
         (0 = every scrape), plus the last row before `start` so that the first point has a
         left neighbour."""
         if resolution:
-            table = "aggregates_rollup WHERE system = ? AND resolution = ? AND"
-            params: tuple[object, ...] = (system, resolution)
-        else:
-            table = "aggregates WHERE system = ? AND"
-            params = (system,)
-        columns = ", ".join(("ts", "up", "scrapes", "ups", *AGGREGATE_COLUMNS, "buckets"))
+            return self._rollup_series(system, start, end, resolution)
         connection = self.connection()
         before = connection.execute(
-            f"SELECT {columns} FROM {table} ts < ? ORDER BY ts DESC LIMIT 1",  # noqa: S608
-            (*params, start),
+            f"SELECT {_AGGREGATE_SELECT} FROM aggregates WHERE system = ? AND ts < ? "  # noqa: S608
+            "ORDER BY ts DESC LIMIT 1",
+            (system, start),
         ).fetchall()
         rows = connection.execute(
-            f"SELECT {columns} FROM {table} ts >= ? AND ts <= ? ORDER BY ts",  # noqa: S608
-            (*params, start, end),
+            f"SELECT {_AGGREGATE_SELECT} FROM aggregates WHERE system = ? "  # noqa: S608
+            "AND ts >= ? AND ts <= ? ORDER BY ts",
+            (system, start, end),
         ).fetchall()
         return _to_arrays(before + rows, resolution)
+
+    def _rollup_series(
+        self, system: str, start: float, end: float, resolution: int
+    ) -> AggregateSeries:
+        """Return the roll-up rows for `aggregate_series`, reading from SQLite only the buckets
+        written since the last call.
+
+        Every bucket but the newest is closed: the collector writes in time order, so a closed
+        bucket's row never changes again, and its decoded arrays are kept in memory. A refresh
+        then reads and decodes the open bucket and any buckets closed since, a few rows.
+        NOTE: a collector whose clock jumps back writes into closed buckets, which this process
+        shows as they were until it restarts.
+        """
+        key = (system, resolution)
+        with self._rollups_lock:
+            cached = self._rollups.get(key)
+        if cached is not None and cached.covers(start):
+            series = self._extended(key, cached, start, resolution)
+            if series is not None:
+                return _window(series, start, end)
+        first_bucket, from_first_row = self._rollup_start(system, start, resolution)
+        empty = _ClosedRollup.empty(resolution, from_first_row)
+        series = self._extended(key, empty, start, resolution, first_bucket)
+        if series is None:
+            # The histogram's buckets changed within the rows: decode them all together.
+            with self._rollups_lock:
+                self._rollups.pop(key, None)
+            rows = self._rollup_rows(system, resolution, first_bucket)
+            series = _to_arrays([row[:-1] for row in rows], resolution)
+        return _window(series, start, end)
+
+    def _extended(
+        self,
+        key: tuple[str, int],
+        closed: _ClosedRollup,
+        start: float,
+        resolution: int,
+        first_bucket: int | None = None,
+    ) -> AggregateSeries | None:
+        """Read the rows after `closed` (from `first_bucket` when given), keep the closed ones,
+        and return the rows from the last one before `start` through the newest bucket; None
+        when the histogram buckets differ between them."""
+        system = key[0]
+        rows = self._rollup_rows(
+            system, resolution, closed.next_bucket if first_bucket is None else first_bucket
+        )
+        merged = closed.extend(rows, resolution)
+        if merged is None:
+            return None
+        closed, newest = merged
+        with self._rollups_lock:
+            self._rollups[key] = closed.trimmed()
+        # Only the rows from the last one before `start` on are copied with the newest bucket.
+        first = max(int(np.searchsorted(closed.series.ts, start, side="left")) - 1, 0)
+        return _concat(_sliced(closed.series, slice(first, None)), newest)
+
+    def _rollup_start(self, system: str, start: float, resolution: int) -> tuple[int, bool]:
+        """Return the bucket of the last roll-up row before `start` (or the bucket of `start`)
+        and whether no row precedes `start` at all."""
+        first = int(start // resolution)
+        # A bucket's row is its last scrape, so bucket = ts // resolution. The condition on
+        # `bucket` lets SQLite walk the primary key's range instead of every row.
+        before = self.connection().execute(
+            "SELECT bucket FROM aggregates_rollup WHERE system = ? AND resolution = ? "
+            "AND bucket <= ? AND ts < ? ORDER BY bucket DESC LIMIT 1",
+            (system, resolution, first, start),
+        ).fetchone()
+        return (int(before[0]), False) if before else (first, True)
+
+    def _rollup_rows(
+        self, system: str, resolution: int, first_bucket: int
+    ) -> list[tuple[object, ...]]:
+        """Return the roll-up rows from `first_bucket` on, each with its bucket last."""
+        return self.connection().execute(
+            f"SELECT {_AGGREGATE_SELECT}, bucket FROM aggregates_rollup "  # noqa: S608
+            "WHERE system = ? AND resolution = ? AND bucket >= ? ORDER BY bucket",
+            (system, resolution, first_bucket),
+        ).fetchall()
 
     @_translated("read the scrape counts of")
     def scrape_counts(
@@ -496,3 +578,111 @@ def _bucket_map(text: str) -> dict[str, float]:
             _BUCKET_MAPS.clear()
         _BUCKET_MAPS[text] = mapping
     return mapping
+
+
+@dataclass(frozen=True)
+class _ClosedRollup:
+    """Decoded roll-up rows of one system and resolution whose buckets are closed, with their
+    bucket numbers. `from_first_row` is true when no stored row precedes them."""
+
+    buckets: np.ndarray
+    series: AggregateSeries
+    from_first_row: bool
+
+    @classmethod
+    def empty(cls, resolution: int, from_first_row: bool) -> _ClosedRollup:
+        return cls(np.empty(0, dtype=np.int64), _to_arrays([], resolution), from_first_row)
+
+    @property
+    def next_bucket(self) -> int:
+        """Return the first bucket that these rows do not cover."""
+        return int(self.buckets[-1]) + 1 if len(self.buckets) else 0
+
+    def covers(self, start: float) -> bool:
+        """Return True when these rows include the last row before `start`."""
+        return self.from_first_row or (len(self.buckets) > 0 and self.series.ts[0] < start)
+
+    def extend(
+        self, rows: list[tuple[object, ...]], resolution: int
+    ) -> tuple[_ClosedRollup, AggregateSeries] | None:
+        """Return these rows plus the closed ones of `rows` (each with its bucket last), and the
+        newest bucket's row decoded apart. None when the histogram buckets differ."""
+        if not rows:
+            return self, _to_arrays([], resolution)
+        closed_rows = rows[:-1]
+        closed = _concat(self.series, _to_arrays([row[:-1] for row in closed_rows], resolution))
+        if closed is None:
+            return None
+        _read_only(closed)
+        buckets = np.concatenate(
+            [self.buckets, np.array([row[-1] for row in closed_rows], dtype=np.int64)]
+        )
+        newest = _to_arrays([rows[-1][:-1]], resolution)
+        return _ClosedRollup(buckets, closed, self.from_first_row), newest
+
+    def trimmed(self) -> _ClosedRollup:
+        """Return at most the newest MAX_CACHED_ROLLUP_ROWS rows."""
+        if len(self.buckets) <= MAX_CACHED_ROLLUP_ROWS:
+            return self
+        keep = slice(len(self.buckets) - MAX_CACHED_ROLLUP_ROWS, None)
+        return _ClosedRollup(self.buckets[keep], _sliced(self.series, keep), False)
+
+
+def _read_only(series: AggregateSeries) -> None:
+    """Make the arrays of `series` read-only: cached rows are shared by every reader, so a
+    caller that changed one in place would change every later read."""
+    for values in (series.ts, series.up, series.scrapes, series.ups, series.buckets,
+                   *series.columns.values()):
+        values.flags.writeable = False
+
+
+def _sliced(series: AggregateSeries, rows: slice) -> AggregateSeries:
+    return AggregateSeries(
+        ts=series.ts[rows],
+        up=series.up[rows],
+        scrapes=series.scrapes[rows],
+        ups=series.ups[rows],
+        columns={name: values[rows] for name, values in series.columns.items()},
+        bucket_bounds=series.bucket_bounds,
+        buckets=series.buckets[rows],
+        resolution=series.resolution,
+    )
+
+
+def _window(series: AggregateSeries, start: float, end: float) -> AggregateSeries:
+    """Return the rows with start <= ts <= end plus the last row before `start`."""
+    first = int(np.searchsorted(series.ts, start, side="left"))
+    last = int(np.searchsorted(series.ts, end, side="right"))
+    return _sliced(series, slice(max(first - 1, 0), last))
+
+
+def _concat(first: AggregateSeries, second: AggregateSeries) -> AggregateSeries | None:
+    """Return the rows of `first` then `second`, or None when their histogram buckets differ.
+    Rows without buckets (failed scrapes) take the other side's bounds."""
+    if not len(second.ts):
+        return first
+    if not len(first.ts):
+        return second
+    bounds = first.bucket_bounds
+    first_buckets, second_buckets = first.buckets, second.buckets
+    if not np.array_equal(bounds, second.bucket_bounds):
+        if not len(second.bucket_bounds):
+            second_buckets = np.full((len(second.ts), len(bounds)), np.nan)
+        elif not len(bounds):
+            bounds = second.bucket_bounds
+            first_buckets = np.full((len(first.ts), len(bounds)), np.nan)
+        else:
+            return None
+    return AggregateSeries(
+        ts=np.concatenate([first.ts, second.ts]),
+        up=np.concatenate([first.up, second.up]),
+        scrapes=np.concatenate([first.scrapes, second.scrapes]),
+        ups=np.concatenate([first.ups, second.ups]),
+        columns={
+            name: np.concatenate([values, second.columns[name]])
+            for name, values in first.columns.items()
+        },
+        bucket_bounds=bounds,
+        buckets=np.concatenate([first_buckets, second_buckets]),
+        resolution=first.resolution,
+    )

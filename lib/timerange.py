@@ -76,8 +76,9 @@ class TimeRange:
 
     def points(self) -> list[float]:
         """Return the evaluation timestamps (epoch seconds), both ends included."""
-        count = round(self.duration / self.step)
-        return [self.start_s + i * self.step for i in range(count + 1)]
+        start = self.start_s
+        count = round((self.end_s - start) / self.step)
+        return [start + i * self.step for i in range(count + 1)]
 
     def shifted(self, seconds: float) -> TimeRange:
         """Return the same range moved `seconds` back in time (for previous-period overlays)."""
