@@ -43,8 +43,9 @@ AGGREGATE_COLUMNS = (
 )
 
 _AGGREGATE_SELECT = ", ".join(("ts", "up", "scrapes", "ups", *AGGREGATE_COLUMNS, "buckets"))
-# Decoded closed roll-up rows kept per system and resolution, about 1 MiB per 5,000 rows.
-MAX_CACHED_ROLLUP_ROWS = 20_000
+# Decoded closed roll-up rows kept per system and resolution: 8 days of 1-minute rows, which
+# covers the longest preset (7d) with a day to spare, and takes about 2.5 MiB with 15 buckets.
+MAX_CACHED_ROLLUP_ROWS = 12_000
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS series (
