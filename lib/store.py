@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -43,9 +44,9 @@ AGGREGATE_COLUMNS = (
 )
 
 _AGGREGATE_SELECT = ", ".join(("ts", "up", "scrapes", "ups", *AGGREGATE_COLUMNS, "buckets"))
-# Decoded closed roll-up rows kept per system and resolution: 8 days of 1-minute rows, which
-# covers the longest preset (7d) with a day to spare, and takes about 2.5 MiB with 15 buckets.
-MAX_CACHED_ROLLUP_ROWS = 12_000
+# Decoded final rows kept per system and resolution: 8 days of 1-minute rows, which covers the
+# longest preset (7d) with a day to spare, and takes about 2.5 MiB with 15 histogram buckets.
+MAX_CACHED_ROWS = 12_000
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS series (
@@ -183,9 +184,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        # Decoded roll-up rows of closed buckets by (system, resolution); see `_closed_rollup`.
-        self._rollups: dict[tuple[str, int], _ClosedRollup] = {}
-        self._rollups_lock = threading.Lock()
+        # Decoded final aggregates rows by (system, resolution); see `aggregate_series`.
+        self._final_rows: dict[tuple[str, int], _FinalRows] = {}
+        self._rows_lock = threading.Lock()
         self._create_schema()
 
     @_translated("create the tables of")
@@ -373,99 +374,95 @@ class Store:
     ) -> AggregateSeries:
         """Return one system's aggregates rows with start <= ts <= end at `resolution` seconds
         (0 = every scrape), plus the last row before `start` so that the first point has a
-        left neighbour."""
-        if resolution:
-            return self._rollup_series(system, start, end, resolution)
-        connection = self.connection()
-        before = connection.execute(
-            f"SELECT {_AGGREGATE_SELECT} FROM aggregates WHERE system = ? AND ts < ? "  # noqa: S608
-            "ORDER BY ts DESC LIMIT 1",
-            (system, start),
-        ).fetchall()
-        rows = connection.execute(
-            f"SELECT {_AGGREGATE_SELECT} FROM aggregates WHERE system = ? "  # noqa: S608
-            "AND ts >= ? AND ts <= ? ORDER BY ts",
-            (system, start, end),
-        ).fetchall()
-        return _to_arrays(before + rows, resolution)
+        left neighbour.
 
-    def _rollup_series(
-        self, system: str, start: float, end: float, resolution: int
-    ) -> AggregateSeries:
-        """Return the roll-up rows for `aggregate_series`, reading from SQLite only the buckets
-        written since the last call.
-
-        Every bucket but the newest is closed: the collector writes in time order, so a closed
-        bucket's row never changes again, and its decoded arrays are kept in memory. A refresh
-        then reads and decodes the open bucket and any buckets closed since, a few rows.
-        NOTE: a collector whose clock jumps back writes into closed buckets, which this process
-        shows as they were until it restarts.
+        Reads from SQLite only the rows written since the last call for the same system and
+        resolution. The collector writes in time order, so every row but the newest one (the
+        open roll-up bucket) is final, and final rows stay decoded in memory. A refresh then
+        reads and decodes a few rows instead of the whole range.
+        NOTE: a collector whose clock jumps back writes into buckets that this process already
+        holds as final; they show as they were until it restarts.
         """
         key = (system, resolution)
-        with self._rollups_lock:
-            cached = self._rollups.get(key)
+        with self._rows_lock:
+            cached = self._final_rows.get(key)
         if cached is not None and cached.covers(start):
-            series = self._extended(key, cached, start, resolution)
+            series = self._extended(key, cached, start, cached.last_key, inclusive=False)
             if series is not None:
                 return _window(series, start, end)
-        first_bucket, from_first_row = self._rollup_start(system, start, resolution)
-        empty = _ClosedRollup.empty(resolution, from_first_row)
-        series = self._extended(key, empty, start, resolution, first_bucket)
+        first_key, from_first_row = self._first_key(system, start, resolution)
+        empty = _FinalRows.empty(resolution, from_first_row)
+        series = self._extended(key, empty, start, first_key, inclusive=True)
         if series is None:
             # The histogram's buckets changed within the rows: decode them all together.
-            with self._rollups_lock:
-                self._rollups.pop(key, None)
-            rows = self._rollup_rows(system, resolution, first_bucket)
+            with self._rows_lock:
+                self._final_rows.pop(key, None)
+            rows = self._rows_from(system, resolution, first_key, inclusive=True)
             series = _to_arrays([row[:-1] for row in rows], resolution)
         return _window(series, start, end)
 
     def _extended(
         self,
         key: tuple[str, int],
-        closed: _ClosedRollup,
+        final: _FinalRows,
         start: float,
-        resolution: int,
-        first_bucket: int | None = None,
+        from_key: float,
+        inclusive: bool,
     ) -> AggregateSeries | None:
-        """Read the rows after `closed` (from `first_bucket` when given), keep the closed ones,
-        and return the rows from the last one before `start` through the newest bucket; None
-        when the histogram buckets differ between them."""
-        system = key[0]
-        rows = self._rollup_rows(
-            system, resolution, closed.next_bucket if first_bucket is None else first_bucket
-        )
-        merged = closed.extend(rows, resolution)
+        """Read the rows from `from_key` on, add the final ones to `final` and keep that, and
+        return the rows from the last one before `start` through the newest; None when the
+        histogram buckets differ between them."""
+        system, resolution = key
+        rows = self._rows_from(system, resolution, from_key, inclusive)
+        merged = final.extend(rows, resolution)
         if merged is None:
             return None
-        closed, newest = merged
-        with self._rollups_lock:
-            self._rollups[key] = closed.trimmed()
-        # Only the rows from the last one before `start` on are copied with the newest bucket.
-        first = max(int(np.searchsorted(closed.series.ts, start, side="left")) - 1, 0)
-        return _concat(_sliced(closed.series, slice(first, None)), newest)
+        final, newest = merged
+        with self._rows_lock:
+            self._final_rows[key] = final.trimmed()
+        # Only the rows from the last one before `start` on are copied with the newest row.
+        first = max(int(np.searchsorted(final.series.ts, start, side="left")) - 1, 0)
+        return _concat(_sliced(final.series, slice(first, None)), newest)
 
-    def _rollup_start(self, system: str, start: float, resolution: int) -> tuple[int, bool]:
-        """Return the bucket of the last roll-up row before `start` (or the bucket of `start`)
-        and whether no row precedes `start` at all."""
-        first = int(start // resolution)
-        # A bucket's row is its last scrape, so bucket = ts // resolution. The condition on
-        # `bucket` lets SQLite walk the primary key's range instead of every row.
-        before = self.connection().execute(
-            "SELECT bucket FROM aggregates_rollup WHERE system = ? AND resolution = ? "
-            "AND bucket <= ? AND ts < ? ORDER BY bucket DESC LIMIT 1",
-            (system, resolution, first, start),
-        ).fetchone()
-        return (int(before[0]), False) if before else (first, True)
+    def _first_key(self, system: str, start: float, resolution: int) -> tuple[float, bool]:
+        """Return the key (time, or bucket for roll-ups) from which a read of the range starting
+        at `start` begins: the last row's before `start`, else the key of `start` itself. The
+        flag is true when no row precedes `start`."""
+        connection = self.connection()
+        if resolution:
+            first = start // resolution
+            # A bucket's row is its last scrape, so bucket = ts // resolution. The condition on
+            # `bucket` lets SQLite walk the primary key's range instead of every row.
+            before = connection.execute(
+                "SELECT bucket FROM aggregates_rollup WHERE system = ? AND resolution = ? "
+                "AND bucket <= ? AND ts < ? ORDER BY bucket DESC LIMIT 1",
+                (system, resolution, int(first), start),
+            ).fetchone()
+        else:
+            first = start
+            before = connection.execute(
+                "SELECT ts FROM aggregates WHERE system = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+                (system, start),
+            ).fetchone()
+        return (float(before[0]), False) if before else (float(first), True)
 
-    def _rollup_rows(
-        self, system: str, resolution: int, first_bucket: int
+    def _rows_from(
+        self, system: str, resolution: int, from_key: float, inclusive: bool
     ) -> list[tuple[object, ...]]:
-        """Return the roll-up rows from `first_bucket` on, each with its bucket last."""
-        return self.connection().execute(
-            f"SELECT {_AGGREGATE_SELECT}, bucket FROM aggregates_rollup "  # noqa: S608
-            "WHERE system = ? AND resolution = ? AND bucket >= ? ORDER BY bucket",
-            (system, resolution, first_bucket),
-        ).fetchall()
+        """Return the rows with a key at or after (`inclusive`) or after `from_key`, in order,
+        each with its key last."""
+        operator = ">=" if inclusive else ">"
+        if resolution:
+            query = (
+                f"SELECT {_AGGREGATE_SELECT}, bucket FROM aggregates_rollup "  # noqa: S608
+                f"WHERE system = ? AND resolution = ? AND bucket {operator} ? ORDER BY bucket"
+            )
+            return self.connection().execute(query, (system, resolution, from_key)).fetchall()
+        query = (
+            f"SELECT {_AGGREGATE_SELECT}, ts FROM aggregates "  # noqa: S608
+            f"WHERE system = ? AND ts {operator} ? ORDER BY ts"
+        )
+        return self.connection().execute(query, (system, from_key)).fetchall()
 
     @_translated("read the scrape counts of")
     def scrape_counts(
@@ -582,51 +579,50 @@ def _bucket_map(text: str) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class _ClosedRollup:
-    """Decoded roll-up rows of one system and resolution whose buckets are closed, with their
-    bucket numbers. `from_first_row` is true when no stored row precedes them."""
+class _FinalRows:
+    """Decoded aggregates rows of one system and resolution that no later write changes, with
+    their keys (times, or bucket numbers for roll-ups). `from_first_row` is true when no stored
+    row precedes them."""
 
-    buckets: np.ndarray
+    keys: np.ndarray
     series: AggregateSeries
     from_first_row: bool
 
     @classmethod
-    def empty(cls, resolution: int, from_first_row: bool) -> _ClosedRollup:
-        return cls(np.empty(0, dtype=np.int64), _to_arrays([], resolution), from_first_row)
+    def empty(cls, resolution: int, from_first_row: bool) -> _FinalRows:
+        return cls(np.empty(0), _to_arrays([], resolution), from_first_row)
 
     @property
-    def next_bucket(self) -> int:
-        """Return the first bucket that these rows do not cover."""
-        return int(self.buckets[-1]) + 1 if len(self.buckets) else 0
+    def last_key(self) -> float:
+        """Return the key of the newest row, or minus infinity without rows."""
+        return float(self.keys[-1]) if len(self.keys) else -math.inf
 
     def covers(self, start: float) -> bool:
         """Return True when these rows include the last row before `start`."""
-        return self.from_first_row or (len(self.buckets) > 0 and self.series.ts[0] < start)
+        return self.from_first_row or (len(self.keys) > 0 and self.series.ts[0] < start)
 
     def extend(
         self, rows: list[tuple[object, ...]], resolution: int
-    ) -> tuple[_ClosedRollup, AggregateSeries] | None:
-        """Return these rows plus the closed ones of `rows` (each with its bucket last), and the
-        newest bucket's row decoded apart. None when the histogram buckets differ."""
+    ) -> tuple[_FinalRows, AggregateSeries] | None:
+        """Return these rows plus all but the newest of `rows` (each with its key last), and
+        the newest row decoded apart; None when the histogram buckets differ."""
         if not rows:
             return self, _to_arrays([], resolution)
-        closed_rows = rows[:-1]
-        closed = _concat(self.series, _to_arrays([row[:-1] for row in closed_rows], resolution))
-        if closed is None:
+        final_rows = rows[:-1]
+        final = _concat(self.series, _to_arrays([row[:-1] for row in final_rows], resolution))
+        if final is None:
             return None
-        _read_only(closed)
-        buckets = np.concatenate(
-            [self.buckets, np.array([row[-1] for row in closed_rows], dtype=np.int64)]
-        )
+        _read_only(final)
+        keys = np.concatenate([self.keys, np.array([row[-1] for row in final_rows], dtype=float)])
         newest = _to_arrays([rows[-1][:-1]], resolution)
-        return _ClosedRollup(buckets, closed, self.from_first_row), newest
+        return _FinalRows(keys, final, self.from_first_row), newest
 
-    def trimmed(self) -> _ClosedRollup:
-        """Return at most the newest MAX_CACHED_ROLLUP_ROWS rows."""
-        if len(self.buckets) <= MAX_CACHED_ROLLUP_ROWS:
+    def trimmed(self) -> _FinalRows:
+        """Return at most the newest MAX_CACHED_ROWS rows."""
+        if len(self.keys) <= MAX_CACHED_ROWS:
             return self
-        keep = slice(len(self.buckets) - MAX_CACHED_ROLLUP_ROWS, None)
-        return _ClosedRollup(self.buckets[keep], _sliced(self.series, keep), False)
+        keep = slice(len(self.keys) - MAX_CACHED_ROWS, None)
+        return _FinalRows(self.keys[keep], _sliced(self.series, keep), False)
 
 
 def _read_only(series: AggregateSeries) -> None:
