@@ -133,6 +133,8 @@ class Monitor:
         # Identifies this monitor in caches shared by every monitor of the process.
         self.key = uuid.uuid4().hex
         limit = settings.scrape_timeout if time_limit is None else time_limit
+        # A source may set `concurrent_fetches = False` when its fetches are local CPU work.
+        self._concurrent = bool(getattr(source, "concurrent_fetches", True))
         self.last_good = LastGood(cache, limit, clock)
 
     def now(self) -> float:
@@ -181,7 +183,7 @@ class Monitor:
                       functools.partial(self._fetch_signals, system, time_range, names))
             for system in systems
         ]
-        results = self.last_good.run(jobs)
+        results = self.last_good.run(jobs, self._concurrent)
         frames = [r.value for r in results.values() if r.value is not None and not r.value.empty]
         warnings = [w for f in frames for w in f.attrs.get(WARNINGS_ATTR, ())]
         frame = pd.concat(frames, ignore_index=True) if frames else empty_frame()
@@ -230,7 +232,7 @@ class Monitor:
                       functools.partial(self._fetch_overview, system, time_range, now))
             for system in systems
         ]
-        results = self.last_good.run(jobs)
+        results = self.last_good.run(jobs, self._concurrent)
         return [self._health(system, now, results[system]) for system in systems]
 
     def _fetch_overview(

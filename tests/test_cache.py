@@ -4,6 +4,7 @@ without a cache, restarts, slow systems, and store errors as MonitorError."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from lib.errors import MonitorError, StoreError, UnknownSystemError
 from lib.health import Status
 from lib.monitor import Monitor
 from lib.sources.base import FreshnessState
+from lib.sources.embedded import EmbeddedSource
 from lib.store import Store
 from tests.support.rig import Rig, start_rig
 
@@ -175,3 +177,43 @@ def test_unreadable_cache_entry_is_a_miss(tmp_path: Path) -> None:
     assert entry is not None
     assert entry.value == {"a": 1}
     cache.close()
+
+
+def test_local_source_fetches_in_order(rig: Rig) -> None:
+    concurrent = overview(rig)
+    rig.source.concurrent_fetches = False  # as EmbeddedSource declares
+    monitor = rig.reopen_monitor()
+    threads: list[str] = []
+    original = rig.source.snapshot
+
+    def recording(*args: object, **kwargs: object) -> object:
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    rig.source.snapshot = recording  # type: ignore[method-assign]
+    in_order = overview(rig, monitor)
+    assert len(threads) == 3
+    assert len(set(threads)) == 1
+    for system in SYSTEMS:
+        assert not in_order[system].stale
+        assert in_order[system].requests_per_second == concurrent[system].requests_per_second
+
+
+def test_in_order_fetches_keep_the_time_limit(rig: Rig) -> None:
+    overview(rig)
+    rig.source.concurrent_fetches = False
+    monitor = rig.reopen_monitor()
+    rig.scrape()
+    rig.source.delays["automatrix"] = 3.0
+    started = time.monotonic()
+    healths = overview(rig, monitor)
+    elapsed = time.monotonic() - started
+    assert elapsed < rig.settings.scrape_timeout + 0.5
+    # The systems in line behind the slow one run out of time with it, and show last good data.
+    for system in SYSTEMS:
+        assert healths[system].freshness.state is FreshnessState.STALE
+        assert "did not return its data within 1 s" in healths[system].stale_reason
+
+
+def test_embedded_source_fetches_in_order() -> None:
+    assert EmbeddedSource.concurrent_fetches is False

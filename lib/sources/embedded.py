@@ -48,6 +48,10 @@ CURRENT_WINDOW_SCRAPES = 4
 class EmbeddedSource:
     """Reads the store that the embedded collector writes."""
 
+    # Reads are CPU work on a local file, so the Monitor runs the systems' fetches one after
+    # another: concurrent threads would only take the interpreter lock from each other.
+    concurrent_fetches = False
+
     def __init__(self, store: Store, scrape_interval: float) -> None:
         self.store = store
         self.scrape_interval = scrape_interval
