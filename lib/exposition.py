@@ -159,10 +159,10 @@ def _parse_simple(text: str) -> ParseResult | None:
         name, label_text, value_text = match.groups()
         labels: tuple[tuple[str, str], ...] = ()
         if label_text:
-            pairs = _SIMPLE_LABEL.findall(label_text)
-            labels = tuple(sorted(pairs))
-            if len({key for key, _ in pairs}) != len(pairs) or "__name__" in label_text:
+            parsed = _simple_labels(label_text)
+            if parsed is None:
                 return None
+            labels = parsed
         if name not in allowed:
             # A sample outside the current family is its own untyped family.
             family, allowed, cumulative_names = "", frozenset(), frozenset()
@@ -180,6 +180,27 @@ def _parse_simple(text: str) -> ParseResult | None:
         seen.add(key)
         samples.append(Sample(name, labels, value, cumulative))
     return result
+
+
+# Label sets repeat in every scrape, so each one's text is split and sorted once. A text that
+# needs the full parser maps to None. Bounded: cleared when full.
+_LABEL_SETS: dict[str, tuple[tuple[str, str], ...] | None] = {}
+MAX_CACHED_LABEL_SETS = 100_000
+
+
+def _simple_labels(label_text: str) -> tuple[tuple[str, str], ...] | None:
+    """Return the sorted (name, value) pairs of a label text without escapes, or None when a
+    name repeats or `__name__` appears (the full parser handles those)."""
+    labels = _LABEL_SETS.get(label_text, ())
+    if labels == ():
+        pairs = _SIMPLE_LABEL.findall(label_text)
+        labels = tuple(sorted(pairs))
+        if len({key for key, _ in pairs}) != len(pairs) or "__name__" in label_text:
+            labels = None
+        if len(_LABEL_SETS) >= MAX_CACHED_LABEL_SETS:
+            _LABEL_SETS.clear()
+        _LABEL_SETS[label_text] = labels
+    return labels
 
 
 def _add_sample(
