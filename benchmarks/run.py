@@ -287,8 +287,29 @@ def longest_preset(history: History) -> str:
     return covered[-1] if covered else "1h"
 
 
-def run_footprint(report: Report, history: History) -> None:
+def app_memory(data_dir: Path, end: float, interval: float) -> dict[str, Any]:
+    """Return what `benchmarks.app_memory` measures in a fresh process on `data_dir`."""
+    output = subprocess.run(
+        [sys.executable, "-m", "benchmarks.app_memory", str(data_dir), str(end), str(interval)],
+        capture_output=True, text=True, check=True, timeout=1800,
+    ).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def run_footprint(report: Report, history: History, work: Path) -> None:
     report.section("Footprint")
+    loaded = app_memory(history.store_path.parent, history.end, history.interval)
+    empty = app_memory(work / "empty-store", history.end, history.interval)
+    for name, result in ((f"{history.days:g} days of history", loaded),
+                         ("an empty store (baseline)", empty)):
+        report.fact(
+            f"app process RSS, every page drawn at every preset, {name}",
+            f"{result['VmRSS'] / 2**20:.0f} MiB (peak {result['VmHWM'] / 2**20:.0f} MiB), "
+            f"{result['pages_drawn']} page runs, failed: {result['failed'] or 'none'}",
+        )
+    report.fact("RSS added by the history",
+                f"{(loaded['VmRSS'] - empty['VmRSS']) / 2**20:.0f} MiB")
     size = sum(p.stat().st_size for p in history.store_path.parent.iterdir() if p.is_file())
     per_target_day = size / len(SYSTEMS) / history.days
     report.fact("embedded store on disk", f"{size / 2**20:.1f} MiB for {history.days:g} days")
@@ -369,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             "query": lambda: run_query(report, history, repeat, work),
             "collector": lambda: run_collector(report, quick, args.tiny, repeat, history),
             "pages": lambda: run_pages(report, history, repeat, args.tiny),
-            "footprint": lambda: run_footprint(report, history),
+            "footprint": lambda: run_footprint(report, history, work),
             "exporters": lambda: run_exporters(report, repeat, args.tiny),
         }
         for section in sections:

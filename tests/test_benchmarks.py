@@ -25,4 +25,6 @@ def test_benchmarks_tiny_run_prints_ratios(tmp_path: Path) -> None:
     assert "x vs parser alone" in completed.stdout
     assert "x vs from memory" in completed.stdout
     assert "x vs uninstrumented" in completed.stdout
+    assert "RSS added by the history" in completed.stdout
+    assert "failed: none" in completed.stdout
     assert results.exists()
