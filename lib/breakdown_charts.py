@@ -35,7 +35,7 @@ def breakdown_chart(
     unit: str,
     previous: pd.DataFrame | None = None,
     max_points: int = MAX_POINTS_PER_LINE,
-    height: int = 260,
+    height: int = 200,
 ) -> alt.LayerChart:
     """Build a line chart with one line per `series` of a breakdown frame, coloured from
     Tableau 10 (the palette of the system colours).
@@ -94,7 +94,11 @@ def breakdown_chart(
         .add_params(hover)
     )
     chart_title = alt.TitleParams(text=title, subtitle=subtitle, anchor="start")
-    return alt.LayerChart(layer=[*layers, lines, points], title=chart_title, height=height)
+    # Streamlit's default autosize ("fit") fits the whole chart, legend included, into
+    # `height`, so a legend of three rows left the plot a few pixels. "fit-x" fits only the
+    # width and keeps `height` for the plot.
+    return alt.LayerChart(layer=[*layers, lines, points], title=chart_title, height=height,
+                          autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
 def _rows(df: pd.DataFrame, unit: str, max_points: int, datasets: int) -> pd.DataFrame:

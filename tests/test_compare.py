@@ -133,3 +133,16 @@ def test_previous_period_rejects_future() -> None:
                                               (float("nan"), "n/a")])
 def test_format_change(change: float, text: str) -> None:
     assert format_change(change) == text
+
+
+def test_breakdown_chart_keeps_plot_height() -> None:
+    time_range = TimeRange.between(NOW - 3600, NOW, SCRAPE)
+    points = np.array(time_range.points())
+    # Eight series give a legend of three rows below the plot.
+    groups = {(f"provider{i}",): np.full(len(points), float(i)) for i in range(8)}
+    frame = breakdown_frame(points, groups, ("provider",))
+    frame.attrs["time_range"] = time_range
+    spec = breakdown_chart(frame, title="Requests", unit="requests/s").to_dict()
+    # Streamlit fits a chart without its own autosize, legend included, into its height.
+    assert spec["autosize"] == {"type": "fit-x", "contains": "padding"}
+    assert spec["height"] == 200
