@@ -33,6 +33,7 @@ from tests.browser.harness import (
 log = logging.getLogger("screenshots")
 
 WIDTHS = {"wide": (1440, 900), "phone": (390, 844)}
+LIVE_SECONDS_BEFORE_CAPTURE = 60.0
 SCHEMES = ("light", "dark")
 # Streamlit scrolls its main area, so the viewport grows to the content before the capture.
 MAX_HEIGHT = 4000
@@ -71,6 +72,9 @@ def capture_all(directory: Path, out: Path, history_seconds: float) -> None:
     log.info("backfilled %d scrape cycles in %.0f s", cycles, time.monotonic() - started)
 
     with running_app(directory, config_path) as app, sync_playwright() as playwright:
+        # The simulated processes start with the app. A minute of live scrapes gives the
+        # Overview a process uptime and the charts' right edge more than the restart.
+        time.sleep(LIVE_SECONDS_BEFORE_CAPTURE)
         for app_page in discover_pages():
             for scheme in SCHEMES:
                 for size_name, (width, height) in WIDTHS.items():
