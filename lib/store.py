@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import time
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
