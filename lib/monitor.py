@@ -381,8 +381,8 @@ class Monitor:
 
 
 def _own_frame(system: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, Freshness | None]:
-    """Return `frame` of `system` with the freshness the source judged, keeping only plain data
-    and warnings in the frame (it is cached; the facade sets the attributes again)."""
+    """Return `frame` of `system` with the freshness the source judged. The frame keeps only its
+    data and warnings, because it is cached and the facade sets the other attributes again."""
     own = frame.attrs.get(FRESHNESS_ATTR, {}).get(system)
     warnings = list(frame.attrs.get(WARNINGS_ATTR, ()))
     frame.attrs = {WARNINGS_ATTR: warnings} if warnings else {}

@@ -177,7 +177,7 @@ def grouped(
 
     Systems whose expressions are equal apart from the job share one selector; the groups'
     expressions are joined with `or`. Systems that share a job go into separate queries, since
-    their series could not be told apart.
+    their series could not be distinguished.
     """
     rounds: list[dict[str, str]] = []
     for system, system_queries in queries.items():

@@ -157,7 +157,7 @@ def test_job_matcher_forms() -> None:
     assert job_matcher(["a.b+c", "x"]) == 'job=~"a\\\\.b\\\\+c|x"'
 
 
-def test_grouped_keeps_differing_systems_in_arms_and_shared_jobs_apart() -> None:
+def test_grouped_arms_and_shared_jobs() -> None:
     queries = {
         "alpha": SystemQueries("alpha", MetricNames.for_prefix("alpha_")),
         "dotted": SystemQueries("a.b+c", MetricNames.for_prefix("alpha_")),
@@ -293,7 +293,7 @@ def test_failed_query_fails_only_its_systems(proxy: StagingProxy) -> None:
     outcomes = source.signals_by_system(["alpha", "beta", "dotted", "shadow"], RANGE,
                                         ["requests_per_second", "cost_per_hour"])
 
-    # The failing cost query held alpha, beta and dotted; shadow's came apart.
+    # The failing cost query held alpha, beta and dotted. Shadow's query is a separate one.
     for system in ("alpha", "beta", "dotted"):
         error = outcomes[system]
         assert isinstance(error, QueryError), system

@@ -262,7 +262,7 @@ class PrometheusSource:
     ) -> dict[str, QueryResult | QueryError]:
         """Run `query` and split its series by job into its systems' results.
 
-        A query the server rejects as invalid or unevaluable (HTTP 400 or 422) runs again arm by
+        A query the server rejects as invalid or cannot evaluate (HTTP 400 or 422) runs again arm by
         arm, so that one system's bad metric name or matcher fails that system alone. Any other
         failure is every system's of the query.
         """
@@ -272,8 +272,8 @@ class PrometheusSource:
             result = send(query.promql, only)
         except RejectedQuery as error:
             if len(query.arms) > 1:
-                log.info("the server rejected a query for %s; running it system group by "
-                         "system group", ", ".join(systems))
+                log.info("the server rejected a query for %s; running it again per group of "
+                         "systems", ", ".join(systems))
                 outcomes: dict[str, QueryResult | QueryError] = {}
                 for arm in query.arms:
                     outcomes.update(self._run_grouped(GroupedQuery((arm,)), send))
@@ -284,7 +284,7 @@ class PrometheusSource:
 
         points: dict[str, dict[float, float]] = {system: {} for system in systems}
         for labels, samples in result.series:
-            # A query for one system takes every series, labelled or not, as before.
+            # A query for one system takes every series, with or without a job label.
             owner = only or query.system_of(labels.get("job"))
             if owner is None:
                 continue
@@ -405,22 +405,22 @@ class PrometheusSource:
     ) -> dict[str, Any]:
         """Send one query and return the server's successful JSON response. `system` is the
         system the query serves, None when it serves several."""
-        who = system or "several systems"
+        log_name = system or "several systems"
         try:
             response = fetch(
                 self.client, self.url + path, policy=self._policy, headers=self._headers,
                 auth=self._auth, method="POST", data=params, accept_statuses=ERROR_STATUSES,
             )
         except FetchError as error:
-            log.warning("query for %s on %s failed: %s", who, self.url, error.detail)
+            log.warning("query for %s on %s failed: %s", log_name, self.url, error.detail)
             raise QueryError(self.url, query, f"the server {error.detail}", system) from error
 
-        log.debug("query for %s took %.3f s: %s", who, response.duration, query)
+        log.debug("query for %s took %.3f s: %s", log_name, response.duration, query)
         body = _decode(self.url, query, system, response.body, response.content_type)
         if body.get("status") == "error":
             kind = body.get("errorType") or f"HTTP {response.status_code}"
             message = body.get("error") or "no error message"
-            log.warning("query for %s on %s was rejected: %s", who, self.url, message)
+            log.warning("query for %s on %s was rejected: %s", log_name, self.url, message)
             detail = f"the server rejected it ({kind}): {message}"
             if response.status_code in INVALID_QUERY_STATUSES:
                 raise RejectedQuery(self.url, query, detail, system)
