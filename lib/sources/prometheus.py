@@ -262,9 +262,9 @@ class PrometheusSource:
     ) -> dict[str, QueryResult | QueryError]:
         """Run `query` and split its series by job into its systems' results.
 
-        A query the server rejects as invalid or cannot evaluate (HTTP 400 or 422) runs again arm by
-        arm, so that one system's bad metric name or matcher fails that system alone. Any other
-        failure is every system's of the query.
+        A query that the server rejects as invalid or cannot evaluate (HTTP 400 or 422) runs again
+        arm by arm, so that one system's bad metric name or matcher fails that system alone. Any
+        other failure is the failure of every system in the query.
         """
         systems = query.systems
         only = systems[0] if len(systems) == 1 else None
