@@ -38,7 +38,7 @@ from lib.errors import FetchError, QueryError
 from lib.http import FetchPolicy, fetch
 from lib.promql import GroupedQuery, SystemQueries, duration, grouped
 from lib.signals import GOLDEN_SIGNALS, MetricNames
-from lib.sources.base import Snapshot, empty_frame, signal_frame
+from lib.sources.base import Snapshot, empty_frame, long_frame
 from lib.sources.embedded import CURRENT_WINDOW_SCRAPES
 from lib.timerange import TimeRange
 
@@ -138,20 +138,24 @@ class PrometheusSource:
             for signal in signals
         }
         by_signal = {signal: _collect(parts) for signal, parts in futures.items()}
+        keys = [round(float(p), 3) for p in points]
         outcomes: dict[str, pd.DataFrame | QueryError] = {}
         for system in systems:
-            frames: list[pd.DataFrame] = []
+            parts: list[tuple[str, str, np.ndarray, np.ndarray]] = []
             warnings: list[str] = []
             for signal in signals:
                 result = by_signal[signal][system]
                 if isinstance(result, QueryError):
                     outcomes[system] = result
                     break
-                values = np.array([result.points.get(round(p, 3), math.nan) for p in points])
-                frames.append(signal_frame(system, signal, points, values))
+                found = result.points
+                values = np.fromiter((found.get(key, math.nan) for key in keys), float, len(keys))
+                parts.append((system, signal, points, values))
                 warnings.extend(result.warnings)
             else:
-                frame = combine(frames, time_range)
+                # One frame per system in one step costs a fraction of one frame per signal.
+                frame = long_frame(parts)
+                frame.attrs["time_range"] = time_range
                 frame.attrs["warnings"] = _unique(warnings)
                 outcomes[system] = frame
         failed = sum(isinstance(outcome, QueryError) for outcome in outcomes.values())
