@@ -24,6 +24,8 @@ def quote(value: str) -> str:
     return f'"{escaped}"'
 
 
+# The smallest request rate divided by: far below any real rate, so it only turns 0 / 0 into 0.
+RATE_FLOOR = "1e-300"
 # The characters RE2 gives a meaning; a job name is matched literally with each escaped.
 _REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 # Stands for the job while systems' expressions are compared; no job name contains a NUL.
@@ -88,9 +90,11 @@ class SystemQueries:
                 names.requests, window, f"{names.error_label}=~{quote(names.error_pattern)}"
             )
             requests = self._rate(names.requests, window)
-            # No 5xx series yet means no errors; no traffic at all means an error rate of 0.
-            # Every operand is one series per job, so `or` and `/` match job by job.
-            return f"({errors} or {requests} * 0) / ({requests} > 0) or {requests} * 0"
+            # No 5xx series yet means no errors. Without traffic both rates are 0, and the floor
+            # on the divisor makes 0 / 0 read 0 while every real rate divides exactly. Prometheus
+            # evaluates each repeated subexpression again, so the request rate appears twice, not
+            # three times. Every operand is one series per job, so `or` and `/` match job by job.
+            return f"({errors} or {requests} * 0) / clamp_min({requests}, {RATE_FLOOR})"
         if signal == "average_latency_ms":
             total = self._rate(names.duration + "_sum", window)
             count = self._rate(names.duration + "_count", window)
