@@ -5,7 +5,8 @@ its data was current, so it survives an app restart and is shared by every proce
 directory. Keys name the source, the kind of query, the system, the signals and the range preset
 and step, but not the exact end time: the refresh a minute later finds the same entry.
 
-`LastGood` runs one fetch per system concurrently with a time limit for each. A system whose fetch
+`LastGood` runs one fetch per system concurrently with a time limit for each. The fetches may
+take their parts of one `SharedCall` that reads every system at once. A system whose fetch
 fails with a MonitorError, or does not return in time, gets its cached result marked stale with
 the plain reason, or no result and a "no data received yet" reason; the other systems stay fresh.
 """
@@ -114,6 +115,29 @@ def _run_in_order(futures: list[tuple[Job[T], Future[tuple[T, Freshness | None]]
             future.set_result(job.fetch())
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
             future.set_exception(exc)
+
+
+class SharedCall(Generic[T]):
+    """Runs `call` once, on the first call from any thread, and gives every caller its result or
+    raises its exception. Callers that arrive while it runs wait for it. The systems' fetches of
+    one refresh share a call this way when the source reads every system in one call."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self._call = call
+        self._lock = threading.Lock()
+        self._outcome: tuple[T] | Exception | None = None
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self._outcome is None:
+                try:
+                    self._outcome = (self._call(),)
+                except Exception as exc:  # noqa: BLE001 - every caller gets it, as a direct call would
+                    self._outcome = exc
+            outcome = self._outcome
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome[0]
 
 
 class LastGood:

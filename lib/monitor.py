@@ -8,7 +8,9 @@ it starts the simulated platform only when `[simulator] enabled = true` is set.
 
 Every read goes through `LastGood`: one fetch per system, concurrently, each within the configured
 timeout. A system whose fetch fails or is late shows its last good result marked stale, or no data
-with the reason, and never holds up the other systems.
+with the reason, and never holds up the other systems. A source that reads several systems in one
+call (`GroupedSource`, such as the Prometheus source) is called once per refresh, and each
+system's fetch takes its own part of that call's result.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import pandas as pd
 
@@ -32,14 +35,21 @@ from lib.alerts.embedded import ALERTS_FILE, EmbeddedAlerts, RuleEvaluator
 from lib.alerts.outbox import OUTBOX_FILE, Outbox
 from lib.alerts.service import Alerts
 from lib.breakdowns import BreakdownSource
-from lib.cache import CACHE_DIR, Guarded, Job, LastGood, ResultCache, cache_key
+from lib.cache import CACHE_DIR, Guarded, Job, LastGood, ResultCache, SharedCall, cache_key
 from lib.collector import Collector
 from lib.config import Settings, TargetConfig, load_settings
 from lib.errors import MonitorError
 from lib.health import Status, judge
 from lib.http import make_client
 from lib.signals import GOLDEN_SIGNALS
-from lib.sources.base import FRESHNESS_ATTR, Freshness, Snapshot, Source, empty_frame
+from lib.sources.base import (
+    FRESHNESS_ATTR,
+    Freshness,
+    GroupedSource,
+    Snapshot,
+    Source,
+    empty_frame,
+)
 from lib.sources.embedded import EmbeddedSource
 from lib.sources.prometheus import PrometheusSource
 from lib.store import Store
@@ -178,9 +188,9 @@ class Monitor:
         contributes its last good rows, or none.
         """
         names = list(signals or GOLDEN_SIGNALS)
+        fetch = self._signals_fetch(systems, time_range, names)
         jobs = [
-            self._job(system, "signals", names, time_range,
-                      functools.partial(self._fetch_signals, system, time_range, names))
+            self._job(system, "signals", names, time_range, functools.partial(fetch, system))
             for system in systems
         ]
         results = self.last_good.run(jobs, self._concurrent)
@@ -193,15 +203,21 @@ class Monitor:
         frame.attrs[FRESHNESS_ATTR] = {system: r.freshness for system, r in results.items()}
         return frame
 
+    def _signals_fetch(
+        self, systems: Sequence[str], time_range: TimeRange, names: list[str]
+    ) -> Callable[[str], tuple[pd.DataFrame, Freshness | None]]:
+        """Return the fetch of one system's signals: its part of one call shared by `systems`
+        when the source reads several systems at once, else a call of its own."""
+        source = self.source
+        if not isinstance(source, GroupedSource):
+            return lambda system: self._fetch_signals(system, time_range, names)
+        shared = SharedCall(lambda: source.signals_by_system(list(systems), time_range, names))
+        return lambda system: _own_frame(system, _part(shared(), system))
+
     def _fetch_signals(
         self, system: str, time_range: TimeRange, names: list[str]
     ) -> tuple[pd.DataFrame, Freshness | None]:
-        frame = self.source.signals([system], time_range, names)
-        own = frame.attrs.get(FRESHNESS_ATTR, {}).get(system)
-        # Keep only plain data in the cached frame; the facade sets the attributes again.
-        warnings = list(frame.attrs.get(WARNINGS_ATTR, ()))
-        frame.attrs = {WARNINGS_ATTR: warnings} if warnings else {}
-        return frame, own
+        return _own_frame(system, self.source.signals([system], time_range, names))
 
     def _job(
         self,
@@ -227,13 +243,42 @@ class Monitor:
     ) -> list[SystemHealth]:
         """Return each system's status, current values and request-rate trend."""
         now = self.clock() if now is None else now
+        fetch = self._overview_fetch(systems, time_range, now)
         jobs = [
             self._job(system, "overview", ["requests_per_second"], time_range,
-                      functools.partial(self._fetch_overview, system, time_range, now))
+                      functools.partial(fetch, system))
             for system in systems
         ]
         results = self.last_good.run(jobs, self._concurrent)
         return [self._health(system, now, results[system]) for system in systems]
+
+    def _overview_fetch(
+        self, systems: Sequence[str], time_range: TimeRange, now: float
+    ) -> Callable[[str], tuple[tuple[Snapshot, pd.DataFrame], Freshness | None]]:
+        """Return the fetch of one system's Overview data: its part of one shared call when the
+        source reads several systems at once, else calls of its own."""
+        source = self.source
+        if not isinstance(source, GroupedSource):
+            return lambda system: self._fetch_overview(system, time_range, now)
+
+        def read_all() -> tuple[Mapping[str, pd.DataFrame | MonitorError],
+                                Mapping[str, Snapshot | MonitorError]]:
+            # The trend and the current values are independent; read them at the same time.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trend") as pool:
+                trends = pool.submit(source.signals_by_system, list(systems), time_range,
+                                     ["requests_per_second"])
+                snapshots = source.snapshots(list(systems), time_range, now)
+                return trends.result(), snapshots
+
+        shared = SharedCall(read_all)
+
+        def fetch(system: str) -> tuple[tuple[Snapshot, pd.DataFrame], Freshness | None]:
+            trends, snapshots = shared()
+            trend, _ = _own_frame(system, _part(trends, system))
+            snapshot = _part(snapshots, system)
+            return (snapshot, trend), snapshot.freshness
+
+        return fetch
 
     def _fetch_overview(
         self, system: str, time_range: TimeRange, now: float
@@ -335,6 +380,26 @@ class Monitor:
             consecutive_failures=0,
             next_scrape_at=None,
         )
+
+
+def _own_frame(system: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, Freshness | None]:
+    """Return `frame` of `system` with the freshness the source judged. The frame keeps only its
+    data and warnings, because it is cached and the facade sets the other attributes again."""
+    own = frame.attrs.get(FRESHNESS_ATTR, {}).get(system)
+    warnings = list(frame.attrs.get(WARNINGS_ATTR, ()))
+    frame.attrs = {WARNINGS_ATTR: warnings} if warnings else {}
+    return frame, own
+
+
+T = TypeVar("T")
+
+
+def _part(results: Mapping[str, T | MonitorError], system: str) -> T:
+    """Return the part of a shared call's `results` that is `system`'s, raising its error."""
+    outcome = results[system]
+    if isinstance(outcome, MonitorError):
+        raise outcome
+    return outcome
 
 
 def _no_data_health(system: str, display_name: str, freshness: Freshness) -> SystemHealth:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
+from lib.errors import MonitorError
 from lib.signals import SIGNALS
 from lib.timerange import TimeRange
 
@@ -100,6 +101,24 @@ class Source(Protocol):
 
     def snapshot(self, system: str, time_range: TimeRange, now: float) -> Snapshot:
         """Return current values of `system` and its availability over `time_range`."""
+        ...
+
+
+@runtime_checkable
+class GroupedSource(Protocol):
+    """A source that reads several systems in one call and reports each system's failure apart,
+    so that the facade can share one call among the systems' fetches."""
+
+    def signals_by_system(
+        self, systems: Sequence[str], time_range: TimeRange, signals: Sequence[str]
+    ) -> Mapping[str, pd.DataFrame | MonitorError]:
+        """Return each system's long frame of `signals`, or the error its queries ended in."""
+        ...
+
+    def snapshots(
+        self, systems: Sequence[str], time_range: TimeRange, now: float
+    ) -> Mapping[str, Snapshot | MonitorError]:
+        """Return each system's current values, or the error its queries ended in."""
         ...
 
 

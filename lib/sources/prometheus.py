@@ -1,11 +1,13 @@
 """Signals from a server that speaks the Prometheus HTTP query API.
 
 Prometheus, VictoriaMetrics, Thanos Query and Mimir all serve `/api/v1/query_range` and
-`/api/v1/query`. Each catalog signal is one PromQL expression per system (see `lib.promql`).
-All queries of one call run concurrently on a thread pool over the shared httpx client, so a
-page refresh costs about its slowest query. Every failure becomes a `QueryError` that names the
-server and the query, and failures are kept per system so that one failing system does not
-blank the others.
+`/api/v1/query`. Each catalog signal is one PromQL query for all the systems of a call, whose
+result is split back into systems by its `job` label (see `lib.promql.grouped`). All queries of
+one call run concurrently on a thread pool over the shared httpx client, so a page refresh costs
+about its slowest query. Every failure becomes a `QueryError` that names the server and the
+query. A failed query is the failure of every system in it, and only of those: the others keep
+their data, and a query rejected as invalid runs again per group of systems, so that one
+system's bad metric name does not blank the others.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +36,9 @@ from lib.breakdowns import (
 from lib.config import SourceSettings, TargetConfig
 from lib.errors import FetchError, QueryError
 from lib.http import FetchPolicy, fetch
-from lib.promql import SystemQueries, duration
+from lib.promql import GroupedQuery, SystemQueries, duration, grouped
 from lib.signals import GOLDEN_SIGNALS, MetricNames
-from lib.sources.base import Snapshot, empty_frame, signal_frame
+from lib.sources.base import Snapshot, empty_frame, long_frame
 from lib.sources.embedded import CURRENT_WINDOW_SCRAPES
 from lib.timerange import TimeRange
 
@@ -45,7 +47,13 @@ log = logging.getLogger(__name__)
 # Prometheus rejects a bad query with 400, a failed evaluation with 422, an overloaded or timed
 # out query with 503, and an internal failure with 500, each with a JSON error body.
 ERROR_STATUSES = (400, 422, 500, 503)
+# The statuses of a query that is wrong in itself rather than a server in trouble.
+INVALID_QUERY_STATUSES = (400, 422)
 MAX_WORKERS = 16
+
+
+class RejectedQuery(QueryError):
+    """The server rejected a query as invalid or could not evaluate it (HTTP 400 or 422)."""
 
 
 @dataclass(frozen=True)
@@ -116,41 +124,45 @@ class PrometheusSource:
     def signals_by_system(
         self, systems: Sequence[str], time_range: TimeRange, signals: Sequence[str]
     ) -> dict[str, pd.DataFrame | QueryError]:
-        """Run every query of every system concurrently; return each system's frame, or the
-        QueryError of its first failed query."""
+        """Run one query per signal for all `systems` concurrently (see `lib.promql.grouped`);
+        return each system's frame, or the QueryError of its first failed query."""
         points = np.array(time_range.points(), dtype=float)
         started = time.monotonic()
+        window, step = time_range.window, time_range.step
+
+        def send(query: str, system: str | None) -> SeriesResult:
+            return self._query_range_series(system, query, time_range)
+
         futures = {
-            (system, signal): self._pool.submit(
-                self._query_range,
-                system,
-                self._queries(system).signal(signal, time_range.window, time_range.step),
-                time_range,
-            )
-            for system in systems
+            signal: self._submit_grouped(systems, _signal_of(signal, window, step), send)
             for signal in signals
         }
+        by_signal = {signal: _collect(parts) for signal, parts in futures.items()}
+        keys = [round(float(p), 3) for p in points]
         outcomes: dict[str, pd.DataFrame | QueryError] = {}
         for system in systems:
-            frames: list[pd.DataFrame] = []
+            parts: list[tuple[str, str, np.ndarray, np.ndarray]] = []
             warnings: list[str] = []
             for signal in signals:
-                try:
-                    result = futures[(system, signal)].result()
-                except QueryError as error:
-                    outcomes[system] = error
+                result = by_signal[signal][system]
+                if isinstance(result, QueryError):
+                    outcomes[system] = result
                     break
-                values = np.array([result.points.get(round(p, 3), math.nan) for p in points])
-                frames.append(signal_frame(system, signal, points, values))
+                found = result.points
+                values = np.fromiter((found.get(key, math.nan) for key in keys), float, len(keys))
+                parts.append((system, signal, points, values))
                 warnings.extend(result.warnings)
             else:
-                frame = combine(frames, time_range)
+                # One frame per system in one step costs a fraction of one frame per signal.
+                frame = long_frame(parts)
+                frame.attrs["time_range"] = time_range
                 frame.attrs["warnings"] = _unique(warnings)
                 outcomes[system] = frame
         failed = sum(isinstance(outcome, QueryError) for outcome in outcomes.values())
         log.info(
             "%d range queries to %s for %d systems in %.3f s, %d systems failed",
-            len(futures), self.url, len(systems), time.monotonic() - started, failed,
+            sum(len(parts) for parts in futures.values()), self.url, len(systems),
+            time.monotonic() - started, failed,
         )
         return outcomes
 
@@ -158,47 +170,132 @@ class PrometheusSource:
 
     def snapshot(self, system: str, time_range: TimeRange, now: float) -> Snapshot:
         """Return the values of `system` at `now` and its availability over `time_range`."""
-        queries = self._queries(system)
-        window = CURRENT_WINDOW_SCRAPES * self.scrape_interval
-        instant = {
-            signal: queries.signal(signal, window, self.scrape_interval)
-            for signal in GOLDEN_SIGNALS
-        }
-        instant["_start_time"] = queries.process_start()
-        instant["_last_scrape"] = queries.last_scrape()
-        futures: dict[str, Future[QueryResult]] = {
-            key: self._pool.submit(self._query, system, query, now)
-            for key, query in instant.items()
-        }
-        availability_query = queries.up_share(time_range.duration)
-        futures["_availability"] = self._pool.submit(
-            self._query, system, availability_query, time_range.end_s
-        )
-        results = {key: _single(future.result()) for key, future in futures.items()}
-        warnings = _unique(w for future in futures.values() for w in future.result().warnings)
+        outcome = self.snapshots([system], time_range, now)[system]
+        if isinstance(outcome, QueryError):
+            raise outcome
+        return outcome
 
-        up = results["up"]
-        last_scrape = results["_last_scrape"]
-        last_success = last_scrape if up == 1 else None
-        if up is not None and up < 1:
-            span = max(time_range.duration, self.scrape_interval)
-            found = _single(self._query(
-                system, queries.last_success(span, self.scrape_interval), now
+    def snapshots(
+        self, systems: Sequence[str], time_range: TimeRange, now: float
+    ) -> dict[str, Snapshot | QueryError]:
+        """Return each system's values at `now` and its availability over `time_range`, or the
+        QueryError of its first failed query. Each value is one query for all `systems`."""
+        window = CURRENT_WINDOW_SCRAPES * self.scrape_interval
+        interval = self.scrape_interval
+
+        def at(moment: float) -> Callable[[str, str | None], SeriesResult]:
+            return lambda query, system: self._query_series(system, query, moment)
+
+        builders: dict[str, Callable[[SystemQueries], str]] = {
+            signal: _signal_of(signal, window, interval) for signal in GOLDEN_SIGNALS
+        }
+        builders["_start_time"] = SystemQueries.process_start
+        builders["_last_scrape"] = SystemQueries.last_scrape
+        futures = {key: self._submit_grouped(systems, build, at(now))
+                   for key, build in builders.items()}
+        futures["_availability"] = self._submit_grouped(
+            systems, lambda q: q.up_share(time_range.duration), at(time_range.end_s)
+        )
+        by_key = {key: _collect(parts) for key, parts in futures.items()}
+
+        outcomes: dict[str, Snapshot | QueryError] = {}
+        results: dict[str, dict[str, QueryResult]] = {}
+        for system in systems:
+            parts = {key: by_key[key][system] for key in by_key}
+            error = next((r for r in parts.values() if isinstance(r, QueryError)), None)
+            if error is not None:
+                outcomes[system] = error
+            else:
+                results[system] = {k: r for k, r in parts.items() if isinstance(r, QueryResult)}
+
+        # The latest successful scrape needs a query of its own only for a system that is down.
+        down = [s for s, own in results.items() if _is_down(own)]
+        last_success: dict[str, QueryResult | QueryError] = {}
+        if down:
+            span = max(time_range.duration, interval)
+            last_success = _collect(self._submit_grouped(
+                down, lambda q: q.last_success(span, interval), at(now)
             ))
-            last_success = found
+
+        for system, own in results.items():
+            found = last_success.get(system)
+            if isinstance(found, QueryError):
+                outcomes[system] = found
+                continue
+            outcomes[system] = self._snapshot(system, own, found)
+        return {system: outcomes[system] for system in systems}
+
+    def _snapshot(
+        self, system: str, results: Mapping[str, QueryResult], last_success: QueryResult | None
+    ) -> Snapshot:
+        values = {key: _single(result) for key, result in results.items()}
+        up = values["up"]
+        last_scrape = values["_last_scrape"]
         return Snapshot(
             system=system,
-            values={signal: _or_nan(results[signal]) for signal in GOLDEN_SIGNALS},
-            availability=results["_availability"],
-            process_start_time=results["_start_time"],
+            values={signal: _or_nan(values[signal]) for signal in GOLDEN_SIGNALS},
+            availability=values["_availability"],
+            process_start_time=values["_start_time"],
             last_scrape_at=last_scrape,
-            last_success_at=last_success,
+            last_success_at=(
+                _single(last_success) if last_success is not None
+                else last_scrape if up == 1 else None
+            ),
             last_error=(
-                f"the source's last scrape of job {queries.job!r} failed (up = 0)"
+                f"the source's last scrape of job {self._queries(system).job!r} failed (up = 0)"
                 if up == 0 else None
             ),
-            warnings=warnings,
+            warnings=_unique(w for result in results.values() for w in result.warnings),
         )
+
+    # -- one query for several systems ---------------------------------------------------------
+
+    def _submit_grouped(
+        self,
+        systems: Sequence[str],
+        build: Callable[[SystemQueries], str],
+        send: Callable[[str, str | None], SeriesResult],
+    ) -> list[Future[dict[str, QueryResult | QueryError]]]:
+        """Start the grouped queries of `build` for `systems` (usually one) on the pool."""
+        queries = {system: self._queries(system) for system in systems}
+        return [self._pool.submit(self._run_grouped, query, send)
+                for query in grouped(queries, build)]
+
+    def _run_grouped(
+        self, query: GroupedQuery, send: Callable[[str, str | None], SeriesResult]
+    ) -> dict[str, QueryResult | QueryError]:
+        """Run `query` and split its series by job into its systems' results.
+
+        A query that the server rejects as invalid or cannot evaluate (HTTP 400 or 422) runs again
+        arm by arm, so that one system's bad metric name or matcher fails that system alone. Any
+        other failure is the failure of every system in the query.
+        """
+        systems = query.systems
+        only = systems[0] if len(systems) == 1 else None
+        try:
+            result = send(query.promql, only)
+        except RejectedQuery as error:
+            if len(query.arms) > 1:
+                log.info("the server rejected a query for %s; running it again per group of "
+                         "systems", ", ".join(systems))
+                outcomes: dict[str, QueryResult | QueryError] = {}
+                for arm in query.arms:
+                    outcomes.update(self._run_grouped(GroupedQuery((arm,)), send))
+                return outcomes
+            return {system: _for_system(error, system) for system in systems}
+        except QueryError as error:
+            return {system: _for_system(error, system) for system in systems}
+
+        points: dict[str, dict[float, float]] = {system: {} for system in systems}
+        for labels, samples in result.series:
+            # A query for one system takes every series, with or without a job label.
+            owner = only or query.system_of(labels.get("job"))
+            if owner is None:
+                continue
+            merged = points[owner]
+            for ts, value in samples.items():
+                merged[ts] = merged.get(ts, 0.0) + value
+        return {system: QueryResult(points[system], result.warnings) for system in systems}
 
     # -- per-label breakdowns ------------------------------------------------------------------
 
@@ -286,52 +383,52 @@ class PrometheusSource:
             known = ", ".join(self.queries)
             raise KeyError(f"unknown system {system!r}; configured systems are {known}") from None
 
-    def _query_range(self, system: str, query: str, time_range: TimeRange) -> QueryResult:
-        params = _range_params(query, time_range)
-        return self._request(system, "/api/v1/query_range", query, params, "matrix")
-
-    def _query(self, system: str, query: str, at: float) -> QueryResult:
-        params = {"query": query, "time": _format_time(at)}
-        return self._request(system, "/api/v1/query", query, params, "vector")
+    def _query(self, system: str | None, query: str, at: float) -> QueryResult:
+        """Run an instant query and merge its series into one (for a rule's expression)."""
+        result = self._query_series(system, query, at)
+        points: dict[float, float] = {}
+        for _, samples in result.series:
+            for ts, value in samples.items():
+                points[ts] = points.get(ts, 0.0) + value
+        return QueryResult(points, result.warnings)
 
     def _query_range_series(
-        self, system: str, query: str, time_range: TimeRange
+        self, system: str | None, query: str, time_range: TimeRange
     ) -> SeriesResult:
         params = _range_params(query, time_range)
         body = self._request_body(system, "/api/v1/query_range", query, params)
         return _parse_series(self.url, query, system, body, "matrix")
 
-    def _query_series(self, system: str, query: str, at: float) -> SeriesResult:
+    def _query_series(self, system: str | None, query: str, at: float) -> SeriesResult:
         params = {"query": query, "time": _format_time(at)}
         body = self._request_body(system, "/api/v1/query", query, params)
         return _parse_series(self.url, query, system, body, "vector")
 
-    def _request(
-        self, system: str, path: str, query: str, params: dict[str, str], expected: str
-    ) -> QueryResult:
-        body = self._request_body(system, path, query, params)
-        return _parse_result(self.url, query, system, body, expected)
-
     def _request_body(
-        self, system: str, path: str, query: str, params: dict[str, str]
+        self, system: str | None, path: str, query: str, params: dict[str, str]
     ) -> dict[str, Any]:
-        """Send one query and return the server's successful JSON response."""
+        """Send one query and return the server's successful JSON response. `system` is the
+        system the query serves, None when it serves several."""
+        log_name = system or "several systems"
         try:
             response = fetch(
                 self.client, self.url + path, policy=self._policy, headers=self._headers,
                 auth=self._auth, method="POST", data=params, accept_statuses=ERROR_STATUSES,
             )
         except FetchError as error:
-            log.warning("query for %s on %s failed: %s", system, self.url, error.detail)
+            log.warning("query for %s on %s failed: %s", log_name, self.url, error.detail)
             raise QueryError(self.url, query, f"the server {error.detail}", system) from error
 
-        log.debug("query for %s took %.3f s: %s", system, response.duration, query)
+        log.debug("query for %s took %.3f s: %s", log_name, response.duration, query)
         body = _decode(self.url, query, system, response.body, response.content_type)
         if body.get("status") == "error":
             kind = body.get("errorType") or f"HTTP {response.status_code}"
             message = body.get("error") or "no error message"
-            log.warning("query for %s on %s was rejected: %s", system, self.url, message)
-            raise QueryError(self.url, query, f"the server rejected it ({kind}): {message}", system)
+            log.warning("query for %s on %s was rejected: %s", log_name, self.url, message)
+            detail = f"the server rejected it ({kind}): {message}"
+            if response.status_code in INVALID_QUERY_STATUSES:
+                raise RejectedQuery(self.url, query, detail, system)
+            raise QueryError(self.url, query, detail, system)
         return body
 
 
@@ -345,7 +442,7 @@ def combine(frames: Sequence[pd.DataFrame], time_range: TimeRange) -> pd.DataFra
 
 
 def _decode(
-    server: str, query: str, system: str, body: bytes, content_type: str
+    server: str, query: str, system: str | None, body: bytes, content_type: str
 ) -> dict[str, Any]:
     """Return the response's JSON object, raising QueryError when it is not a Prometheus API
     response."""
@@ -366,7 +463,7 @@ def _decode(
 
 
 def _result_data(
-    server: str, query: str, system: str, body: Mapping[str, Any], expected: str
+    server: str, query: str, system: str | None, body: Mapping[str, Any], expected: str
 ) -> tuple[Mapping[str, Any], tuple[str, ...]]:
     """Return the response's `data` object and warnings, raising QueryError unless it contains a
     result of the `expected` type (matrix or vector)."""
@@ -381,28 +478,8 @@ def _result_data(
     return data, warnings
 
 
-def _parse_result(
-    server: str, query: str, system: str, body: Mapping[str, Any], expected: str
-) -> QueryResult:
-    data, warnings = _result_data(server, query, system, body, expected)
-    points: dict[float, float] = {}
-    try:
-        for series in data.get("result") or ():
-            # Each expression is an aggregation, so at most one series comes back; if a server
-            # returns several, their values at one time are summed.
-            samples = series["values"] if expected == "matrix" else [series["value"]]
-            for ts, value in samples:
-                key = round(float(ts), 3)
-                points[key] = points.get(key, 0.0) + float(value)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise QueryError(
-            server, query, f"the server returned a malformed {expected} ({exc!r})", system
-        ) from exc
-    return QueryResult(points, warnings)
-
-
 def _parse_series(
-    server: str, query: str, system: str, body: Mapping[str, Any], expected: str
+    server: str, query: str, system: str | None, body: Mapping[str, Any], expected: str
 ) -> SeriesResult:
     """Return each series of a matrix or vector result with its own labels."""
     data, warnings = _result_data(server, query, system, body, expected)
@@ -439,6 +516,36 @@ def _grouped(
             values = np.where(both_missing, math.nan, np.nansum([previous, values], axis=0))
         groups[key] = values
     return dict(sorted(groups.items()))
+
+
+def _collect(
+    futures: Sequence[Future[dict[str, QueryResult | QueryError]]],
+) -> dict[str, QueryResult | QueryError]:
+    """Wait for grouped queries and merge their results, which name disjoint systems."""
+    merged: dict[str, QueryResult | QueryError] = {}
+    for future in futures:
+        merged.update(future.result())
+    return merged
+
+
+def _for_system(error: QueryError, system: str) -> QueryError:
+    """Return `error` as the error of `system`, one of the systems its query served."""
+    if error.system == system:
+        return error
+    copy = type(error)(error.server, error.query, error.detail, system)
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+def _signal_of(signal: str, window: float, step: float) -> Callable[[SystemQueries], str]:
+    """Return the builder of `signal`'s expression for `lib.promql.grouped`."""
+    return lambda queries: queries.signal(signal, window, step)
+
+
+def _is_down(results: Mapping[str, QueryResult]) -> bool:
+    """Return whether the system's share of successful scrapes is below 1."""
+    up = _single(results["up"])
+    return up is not None and up < 1
 
 
 def _single(result: QueryResult) -> float | None:

@@ -46,7 +46,7 @@ class FaultServer:
                 return
 
         self._handler = Handler
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/metrics"
         self._serve()
@@ -63,7 +63,7 @@ class FaultServer:
 
     def accept_connections(self) -> None:
         """Listen on the same port again after `refuse_connections`."""
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
+        self._httpd = _Server(("127.0.0.1", self.port), self._handler)
         self._serve()
 
     def _respond(self, handler: BaseHTTPRequestHandler) -> None:
@@ -100,6 +100,12 @@ class FaultServer:
         self._release.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    # A source sends about ten queries at once; beyond the default backlog of 5, a connection
+    # waits for the client's SYN retry a second later.
+    request_queue_size = 64
 
 
 def free_port() -> int:
