@@ -34,7 +34,8 @@ MAX_BACKOFF_INTERVALS = 8
 # A failing target is logged at WARNING once, then at most once per this many seconds.
 FAILURE_LOG_INTERVAL_S = 300.0
 PRUNE_EVERY_S = 600.0
-MAX_CACHED_LABEL_SETS = 100_000
+# 200,000 covers 30 targets of 5,000 series; each entry is a few hundred bytes.
+MAX_CACHED_LABEL_SETS = 200_000
 
 Clock = Callable[[], float]
 
@@ -298,13 +299,25 @@ class Collector:
             ids = self.store.create_series(outcome.system, new)
             self._series[outcome.system] = ids
 
+        # The reset correction is inlined here because this loop runs once per sample.
+        counters = self._counters
+        seen_before = state.seen_success
+        ts = outcome.ts
         adjusted: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
         for key, sample in zip(keys, outcome.samples, strict=True):
             series_id = ids[key]
             value = sample.value
             if sample.cumulative:
-                value = self._corrected(series_id, value, state.seen_success, counter_updates)
-            rows.append((series_id, outcome.ts, value))
+                previous = counters.get(series_id)
+                if previous is None:
+                    acc = value if seen_before else 0.0
+                else:
+                    last_raw, acc = previous
+                    acc += value - last_raw if value >= last_raw else value
+                counters[series_id] = (value, acc)
+                counter_updates.append((series_id, value, acc))
+                value = acc
+            rows.append((series_id, ts, value))
             adjusted.append((sample.name, sample.labels, value))
         return adjusted
 
@@ -316,23 +329,6 @@ class Collector:
             if len(self._label_keys) < MAX_CACHED_LABEL_SETS:
                 self._label_keys[labels] = text
         return text
-
-    def _corrected(
-        self,
-        series_id: int,
-        raw: float,
-        target_seen_before: bool,
-        counter_updates: list[tuple[int, float, float]],
-    ) -> float:
-        previous = self._counters.get(series_id)
-        if previous is None:
-            acc = raw if target_seen_before else 0.0
-        else:
-            last_raw, acc = previous
-            acc += raw - last_raw if raw >= last_raw else raw
-        self._counters[series_id] = (raw, acc)
-        counter_updates.append((series_id, raw, acc))
-        return acc
 
     def _on_success(self, state: _TargetState, ts: float) -> None:
         if state.consecutive_failures:

@@ -183,9 +183,10 @@ def _parse_simple(text: str) -> ParseResult | None:
 
 
 # Label sets repeat in every scrape, so each one's text is split and sorted once. A text that
-# needs the full parser maps to None. Bounded: cleared when full.
+# needs the full parser maps to None. Once full, new texts are split each time: clearing would
+# make a larger set of targets miss on every scrape.
 _LABEL_SETS: dict[str, tuple[tuple[str, str], ...] | None] = {}
-MAX_CACHED_LABEL_SETS = 100_000
+MAX_CACHED_LABEL_SETS = 200_000
 
 
 def _simple_labels(label_text: str) -> tuple[tuple[str, str], ...] | None:
@@ -197,9 +198,8 @@ def _simple_labels(label_text: str) -> tuple[tuple[str, str], ...] | None:
         labels = tuple(sorted(pairs))
         if len({key for key, _ in pairs}) != len(pairs) or "__name__" in label_text:
             labels = None
-        if len(_LABEL_SETS) >= MAX_CACHED_LABEL_SETS:
-            _LABEL_SETS.clear()
-        _LABEL_SETS[label_text] = labels
+        if len(_LABEL_SETS) < MAX_CACHED_LABEL_SETS:
+            _LABEL_SETS[label_text] = labels
     return labels
 
 

@@ -8,6 +8,7 @@ are named differently needs configuration, not code.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -117,7 +118,9 @@ def _label_matches(
     return False
 
 
+@functools.lru_cache(maxsize=4096)
 def _canonical_le(le: str) -> str:
+    # Cached: a histogram repeats the same few bounds in every series and every scrape.
     value = float(le)
     return "+Inf" if math.isinf(value) else repr(value)
 
