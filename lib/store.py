@@ -208,6 +208,7 @@ class Store:
             connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA cache_size=-32768")
             connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             self._local.connection = connection
         return connection
