@@ -95,13 +95,13 @@ def machine_facts() -> dict[str, str]:
     }
 
 
-def embedded_monitor(history: History) -> Monitor:
+def embedded_monitor(history: History, memo: bool = True) -> Monitor:
     """Return a Monitor reading the history's embedded store (no collector), its clock fixed at
-    the history's end."""
+    the history's end. Without `memo`, every fetch evaluates its range again."""
     settings = settings_for(history.directory / "embedded", history.interval)
     store = Store(history.store_path)
-    return Monitor(settings, EmbeddedSource(store, history.interval), store,
-                   clock=lambda: history.end)
+    source = EmbeddedSource(store, history.interval, memo_size=64 if memo else 0)
+    return Monitor(settings, source, store, clock=lambda: history.end)
 
 
 def run_query(report: Report, history: History, repeat: int, work: Path) -> None:
@@ -124,6 +124,8 @@ def run_query(report: Report, history: History, repeat: int, work: Path) -> None
         }
         fetchers: dict[str, query.FetchFrames] = {
             "embedded store (app)": query.monitor_fetcher(monitor, systems),
+            "embedded store without its result cache (app)": query.monitor_fetcher(
+                embedded_monitor(history, memo=False), systems),
         }
         settings = settings_for(history.directory / "embedded", history.interval)
         for name, server in (("Prometheus", prometheus), ("VictoriaMetrics", victoria)):
@@ -180,6 +182,11 @@ def run_query(report: Report, history: History, repeat: int, work: Path) -> None
             target = "<= 1x" if preset == "7d" else ""
             report.timing(f"{preset} embedded store vs VictoriaMetrics raw", embedded, vm_raw,
                           "VictoriaMetrics raw", target)
+            report.timing(
+                f"{preset} both without their result caches: embedded vs VictoriaMetrics raw",
+                timings["embedded store without its result cache (app)"],
+                timings["VictoriaMetrics without its result cache (raw: six queries)"],
+                "VictoriaMetrics raw without its cache", target)
             report.timing(f"{preset} embedded store vs Prometheus raw", embedded, prom_raw,
                           "Prometheus raw", "<= 0.1x" if preset == "7d" else "")
         report.fact("RSS Prometheus after the queries",
@@ -234,7 +241,8 @@ def run_collector(report: Report, quick: bool, tiny: bool, repeat: int,
                       many, single, "1 target", "<= 1.5x")
 
     report.section("Collector and pages share one process and interpreter lock")
-    monitor = embedded_monitor(history)
+    # Without the memo, so that each query evaluates its range while the scrapes run.
+    monitor = embedded_monitor(history, memo=False)
     time_range = TimeRange.preset("24h" if history.days >= 1 else "1h", now=history.end,
                                   scrape_interval=history.interval)
 
@@ -258,7 +266,8 @@ def run_pages(report: Report, history: History, repeat: int, tiny: bool) -> None
     report.section("Pages: warm rerun through AppTest against the same page from memory")
     settings = settings_for(history.directory / "embedded", history.interval)
     store = Store(history.store_path)
-    counting = pages_bench.CountingSource(EmbeddedSource(store, history.interval))
+    # Without the memo, so that a rerun with the data cache cleared evaluates its data again.
+    counting = pages_bench.CountingSource(EmbeddedSource(store, history.interval, memo_size=0))
     live = pages_bench.PinnedMonitor(settings, counting, store, history.end)
     memory = pages_bench.InMemoryMonitor(settings, EmbeddedSource(store, history.interval),
                                          store, history.end)

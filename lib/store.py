@@ -465,6 +465,17 @@ class Store:
         )
         return self.connection().execute(query, (system, from_key)).fetchall()
 
+    @_translated("read the latest write of")
+    def latest_write(self, system: str) -> tuple[float, int] | None:
+        """Return the time and running scrape count of one system's newest aggregates row, or
+        None without rows. Every cycle's write changes it, so it tells whether anything a range
+        read depends on has changed."""
+        row = self.connection().execute(
+            "SELECT ts, scrapes FROM aggregates WHERE system = ? ORDER BY ts DESC LIMIT 1",
+            (system,),
+        ).fetchone()
+        return (float(row[0]), int(row[1])) if row else None
+
     @_translated("read the scrape counts of")
     def scrape_counts(
         self, system: str, start: float, end: float

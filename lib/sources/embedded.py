@@ -12,6 +12,8 @@ snapshot holds the values at its last successful scrape, marked stale with the c
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,34 +54,66 @@ class EmbeddedSource:
     # another: concurrent threads would only take the interpreter lock from each other.
     concurrent_fetches = False
 
-    def __init__(self, store: Store, scrape_interval: float) -> None:
+    def __init__(self, store: Store, scrape_interval: float, memo_size: int = 64) -> None:
         self.store = store
         self.scrape_interval = scrape_interval
         self.label = f"embedded store ({store.path})"
+        # Each system's evaluated frame by its query and the store's latest write for it: a
+        # refresh that comes before the next scrape is written gets the same frame again, as
+        # VictoriaMetrics's result cache answers a repeated range. 0 turns it off.
+        self._memo: OrderedDict[tuple[object, ...], pd.DataFrame] = OrderedDict()
+        self._memo_size = memo_size
+        self._memo_lock = threading.Lock()
 
     def signals(
         self, systems: Sequence[str], time_range: TimeRange, signals: Sequence[str]
     ) -> pd.DataFrame:
         """Return a long frame of `signals` for `systems` at the points of `time_range`."""
-        points = np.array(time_range.points(), dtype=float)
-        resolution = pick_resolution(time_range.step, self.scrape_interval)
-        parts = []
-        for system in systems:
-            series = self.store.aggregate_series(
-                system, time_range.start_s - time_range.window - 2 * max(resolution, 1.0),
-                time_range.end_s, resolution,
-            )
-            evaluator = Evaluator(series, self.scrape_interval)
-            for signal in signals:
-                values = evaluator.evaluate(signal, points, time_range.window, time_range.step)
-                parts.append((system, signal, points, values))
-        frame = long_frame(parts)
-        frame.attrs["time_range"] = time_range
+        frames = [self._system_frame(system, time_range, signals) for system in systems]
+        if len(frames) == 1:
+            # A shallow copy: the memo keeps its own attributes, and copy-on-write keeps its
+            # values from a caller's changes.
+            frame = frames[0].copy(deep=False)
+        else:
+            frame = pd.concat(frames, ignore_index=True) if frames else long_frame([])
+        frame.attrs = {"time_range": time_range}
         records = self._records()
         frame.attrs[FRESHNESS_ATTR] = {
             system: target_freshness(system, records.get(system), time_range.end_s)
             for system in systems
         }
+        return frame
+
+    def _system_frame(
+        self, system: str, time_range: TimeRange, signals: Sequence[str]
+    ) -> pd.DataFrame:
+        """Return the long frame of one system's `signals`, evaluated or from the memo."""
+        key = None
+        if self._memo_size:
+            key = (system, tuple(signals), time_range.start_s, time_range.end_s,
+                   time_range.step, time_range.window, self.store.latest_write(system))
+            with self._memo_lock:
+                cached = self._memo.get(key)
+                if cached is not None:
+                    self._memo.move_to_end(key)
+                    return cached
+        points = np.array(time_range.points(), dtype=float)
+        resolution = pick_resolution(time_range.step, self.scrape_interval)
+        series = self.store.aggregate_series(
+            system, time_range.start_s - time_range.window - 2 * max(resolution, 1.0),
+            time_range.end_s, resolution,
+        )
+        evaluator = Evaluator(series, self.scrape_interval)
+        frame = long_frame([
+            (system, signal, points,
+             evaluator.evaluate(signal, points, time_range.window, time_range.step))
+            for signal in signals
+        ])
+        if key is not None:
+            with self._memo_lock:
+                self._memo[key] = frame
+                while len(self._memo) > self._memo_size:
+                    self._memo.popitem(last=False)
         return frame
 
     def snapshot(self, system: str, time_range: TimeRange, now: float) -> Snapshot:
