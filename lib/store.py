@@ -427,8 +427,8 @@ class Store:
 
     def _first_key(self, system: str, start: float, resolution: int) -> tuple[float, bool]:
         """Return the key (time, or bucket for roll-ups) from which a read of the range starting
-        at `start` begins: the last row's before `start`, else the key of `start` itself. The
-        flag is true when no row precedes `start`."""
+        at `start` begins: the key of the last row before `start`, else the key of `start`
+        itself. The flag is true when no row precedes `start`."""
         connection = self.connection()
         if resolution:
             first = start // resolution
