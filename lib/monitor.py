@@ -333,7 +333,7 @@ class Monitor:
         """Return every configured endpoint with the collector's last view of it, or without
         a store of its own (Prometheus source), with the source's view of its scrapes."""
         if self.store is None:
-            return [self._source_target(target) for target in self.settings.targets]
+            return self._source_targets()
         records = {r.system: r for r in self.store.targets()}
         statuses = []
         for target in self.settings.targets:
@@ -355,15 +355,36 @@ class Monitor:
         return statuses
 
 
-    def _source_target(self, target: TargetConfig) -> TargetStatus:
+    def _source_targets(self) -> list[TargetStatus]:
+        """Return each target as the source sees its scrapes: one grouped call for all systems
+        when the source offers it, else one snapshot per system."""
         now = time.time()
+        time_range = self.time_range("1h", now=now)
+        systems = [target.system for target in self.settings.targets]
+        snapshots: Mapping[str, Snapshot | MonitorError]
+        if isinstance(self.source, GroupedSource):
+            try:
+                snapshots = self.source.snapshots(systems, time_range, now)
+            except MonitorError as error:
+                snapshots = dict.fromkeys(systems, error)
+        else:
+            snapshots = {}
+            for system in systems:
+                try:
+                    snapshots[system] = self.source.snapshot(system, time_range, now)
+                except MonitorError as error:
+                    snapshots[system] = error
+        return [self._source_target(target, snapshots.get(target.system))
+                for target in self.settings.targets]
+
+    def _source_target(
+        self, target: TargetConfig, snapshot: Snapshot | MonitorError | None
+    ) -> TargetStatus:
         health, last_error = "unknown", None
         last_scrape = None
-        try:
-            snapshot = self.source.snapshot(target.system, self.time_range("1h", now=now), now)
-        except MonitorError as error:
-            last_error = str(error)
-        else:
+        if isinstance(snapshot, MonitorError):
+            last_error = str(snapshot)
+        elif snapshot is not None:
             up = _value(snapshot.values, "up")
             if up is not None:
                 health = "up" if up >= 1 else "down"

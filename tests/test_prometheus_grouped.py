@@ -275,6 +275,21 @@ def test_refresh_sends_one_query_per_signal(proxy: StagingProxy, tmp_path: Path)
 
 
 @pytest.mark.prometheus
+def test_targets_page_sends_one_query_per_value(proxy: StagingProxy, tmp_path: Path) -> None:
+    settings = Settings(targets=THREE, storage=StorageSettings(data_dir=tmp_path))
+    monitor = Monitor(settings, source_for(proxy.url), clock=lambda: END, time_limit=5.0)
+
+    statuses = monitor.targets()
+
+    # The nine current values, process start, last scrape and availability, for all systems.
+    assert len(proxy.queries) == len(GOLDEN_SIGNALS) + 3
+    assert [status.system for status in statuses] == list(settings.systems)
+    for status in statuses:
+        assert status.url.startswith("job ")
+        assert status.last_error is None
+
+
+@pytest.mark.prometheus
 def test_system_sharing_a_job_gets_its_own_query(proxy: StagingProxy) -> None:
     source = source_for(proxy.url, (*THREE, SHADOW))
     outcomes = source.signals_by_system(["alpha", "beta", "dotted", "shadow"], RANGE,
