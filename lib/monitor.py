@@ -600,12 +600,28 @@ def _build_alerts(
 def current_values(
     source: Source, settings: Settings
 ) -> Callable[[str, float], dict[str, float]]:
-    """Return a function giving one system's current signal values, as the Overview shows them."""
+    """Return a function giving one system's current signal values, as the Overview shows them.
+
+    A grouped source (Prometheus) is asked once per evaluation time for all systems, because the
+    rules ask for every system at the same `now` in turn.
+    """
     interval = settings.scrape_interval
+    systems = list(settings.systems)
+    latest: dict[float, Mapping[str, Snapshot | MonitorError]] = {}
 
     def values_of(system: str, now: float) -> dict[str, float]:
         time_range = TimeRange.between(now - interval, now, interval)
-        return source.snapshot(system, time_range, now).values
+        if not isinstance(source, GroupedSource):
+            return source.snapshot(system, time_range, now).values
+        if now not in latest:
+            latest.clear()
+            latest[now] = source.snapshots(systems, time_range, now)
+        outcome = latest[now].get(system)
+        if outcome is None:
+            return source.snapshot(system, time_range, now).values
+        if isinstance(outcome, MonitorError):
+            raise outcome
+        return outcome.values
 
     return values_of
 

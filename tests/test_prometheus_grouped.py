@@ -24,7 +24,7 @@ from lib.cache import CACHE_DIR, ResultCache, SharedCall
 from lib.config import Settings, SourceSettings, StorageSettings, TargetConfig
 from lib.errors import QueryError
 from lib.http import make_client
-from lib.monitor import Monitor
+from lib.monitor import Monitor, current_values
 from lib.promql import SystemQueries, grouped, job_matcher, regex_escape
 from lib.signals import GOLDEN_SIGNALS, MetricNames
 from lib.sources.base import FreshnessState
@@ -287,6 +287,21 @@ def test_targets_page_sends_one_query_per_value(proxy: StagingProxy, tmp_path: P
     for status in statuses:
         assert status.url.startswith("job ")
         assert status.last_error is None
+
+
+@pytest.mark.prometheus
+def test_rule_evaluation_sends_one_query_per_value(proxy: StagingProxy, tmp_path: Path) -> None:
+    settings = Settings(targets=THREE, storage=StorageSettings(data_dir=tmp_path))
+    values_of = current_values(source_for(proxy.url), settings)
+
+    values = {system: values_of(system, END) for system in settings.systems}
+
+    assert len(proxy.queries) == len(GOLDEN_SIGNALS) + 3
+    for system in settings.systems:
+        assert values[system]["requests_per_second"] == pytest.approx(
+            EXPECTED[system]["requests_per_second"])
+    values_of("alpha", END + 15.0)
+    assert len(proxy.queries) == 2 * (len(GOLDEN_SIGNALS) + 3)
 
 
 @pytest.mark.prometheus
