@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import lib.monitor
 from lib.monitor import Runtime
-from pages.state import cached_overview, clear_data_caches
+from pages.state import DATA_TTL_SECONDS, REFRESH_LABELS, cached_overview, clear_data_caches
 from tests.support.rig import Rig, start_rig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,3 +104,10 @@ def test_slow_system_page_bounded(rig: Rig) -> None:
     warnings = [plain(w.value) for w in at.warning]
     assert len(warnings) == 1
     assert "did not return its data within 1 s" in warnings[0]
+
+
+def test_data_ttl_shorter_than_every_refresh() -> None:
+    shortest = min(seconds for seconds in REFRESH_LABELS if seconds is not None)
+    # A cached entry is stored a moment after its run starts, so a TTL equal to the refresh
+    # would still hold it one refresh later.
+    assert shortest > DATA_TTL_SECONDS
