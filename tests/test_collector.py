@@ -184,3 +184,24 @@ def test_batched_write_failure_rolls_back_its_step(
         store.write_cycle([(None, T0 + 30, 1.0)], [], [], [])  # type: ignore[list-item]
     reader = Store(tmp_path / "m.sqlite")
     assert reader.targets()[0].last_scrape_at == T0
+
+
+def test_overdue_scrape_is_stale(fault_server: FaultServer, tmp_path: Path) -> None:
+    settings = make_settings({"relaycore": fault_server.url}, tmp_path)
+    store = Store(tmp_path / "m.sqlite")
+    collector = Collector(settings, store, make_client())
+    for i in range(8):
+        fault_server.behaviour.body = exposition(requests=150.0 * i)
+        collector.scrape_once(now=T0 + 15 * i)
+    last = T0 + 15 * 7
+    source = EmbeddedSource(store, 15.0)
+    time_range = TimeRange.between(T0, last, 15)
+
+    # Three intervals after the last scrape the data still counts as current.
+    assert not source.snapshot("relaycore", time_range, last + 45).freshness.stale
+    # No collector wrote for longer: the values are the last good ones, marked stale.
+    late = source.snapshot("relaycore", time_range, last + 100)
+    assert late.freshness.stale
+    assert late.freshness.data_at == last
+    assert late.freshness.reason.startswith("No scrape for 1m 40s: the collector is not running")
+    assert late.values["requests_per_second"] == pytest.approx(10.0)

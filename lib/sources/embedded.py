@@ -31,6 +31,7 @@ from lib.breakdowns import (
     rates_at,
     sum_by,
 )
+from lib.format import format_duration
 from lib.signals import histogram_quantiles
 from lib.sources.base import FRESHNESS_ATTR, Freshness, Snapshot, long_frame
 from lib.store import ROLLUP_RESOLUTIONS, SAMPLE_ROLLUP, AggregateSeries, Store, TargetRecord
@@ -79,7 +80,8 @@ class EmbeddedSource:
         frame.attrs = {"time_range": time_range}
         records = self._records()
         frame.attrs[FRESHNESS_ATTR] = {
-            system: target_freshness(system, records.get(system), time_range.end_s)
+            system: target_freshness(system, records.get(system), time_range.end_s,
+                                     self.scrape_interval)
             for system in systems
         }
         return frame
@@ -123,7 +125,7 @@ class EmbeddedSource:
         `up`, which is 0 as it is now.
         """
         record = self._records().get(system)
-        freshness = target_freshness(system, record, now)
+        freshness = target_freshness(system, record, now, self.scrape_interval)
         at = now
         if freshness.stale and freshness.data_at is not None:
             at = min(now, freshness.data_at)
@@ -236,10 +238,17 @@ class EmbeddedSource:
         return float(ups / scrapes) if scrapes > 0 else None
 
 
-def target_freshness(system: str, record: TargetRecord | None, now: float) -> Freshness:
+def target_freshness(
+    system: str, record: TargetRecord | None, now: float, scrape_interval: float | None = None
+) -> Freshness:
     """Return the freshness of `system` from the collector's record of its target: fresh while
     the last scrape succeeded, stale since the last success while it fails, no data before the
-    first success."""
+    first success.
+
+    With `scrape_interval`, a last scrape older than `scrape_overdue(scrape_interval)` is stale
+    too: the record says nothing new because no collector writes it (stopped, or still loading
+    history), not because the target is well.
+    """
     if record is None:
         return Freshness.no_data(system, now, "The first scrape has not finished yet.")
     if record.last_success_at is None:
@@ -248,7 +257,21 @@ def target_freshness(system: str, record: TargetRecord | None, now: float) -> Fr
     if record.health != "up":
         reason = record.last_error or "The last scrape failed."
         return Freshness.stale_since(system, now, record.last_success_at, reason)
+    last_scrape = record.last_scrape_at or record.last_success_at
+    if scrape_interval is not None and now - last_scrape > scrape_overdue(scrape_interval):
+        reason = (
+            f"No scrape for {format_duration(now - last_scrape)}: the collector is not running "
+            "or is still loading history. What to check: the process that runs it (the app, "
+            "or python -m lib.collect) and its log."
+        )
+        return Freshness.stale_since(system, now, record.last_success_at, reason)
     return Freshness.fresh(system, now, record.last_success_at)
+
+
+def scrape_overdue(scrape_interval: float) -> float:
+    """Return how long after the last scrape (seconds) the next one counts as overdue: three
+    intervals, and at least ten seconds more than one, for cycles delayed by slow targets."""
+    return max(3 * scrape_interval, scrape_interval + 10.0)
 
 
 def pick_resolution(step: float, scrape_interval: float) -> int:
