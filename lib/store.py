@@ -387,6 +387,9 @@ class Store:
         key = (system, resolution)
         with self._rows_lock:
             cached = self._final_rows.get(key)
+        if cached is not None:
+            # A prune, here or in the collector's process, may have deleted cached rows.
+            cached = cached.without_pruned(self._oldest_key(system, resolution))
         if cached is not None and cached.covers(start):
             series = self._extended(key, cached, start, cached.last_key, inclusive=False)
             if series is not None:
@@ -446,6 +449,19 @@ class Store:
                 (system, start),
             ).fetchone()
         return (float(before[0]), False) if before else (float(first), True)
+
+    def _oldest_key(self, system: str, resolution: int) -> float | None:
+        """Return the key of the oldest stored row, None without rows."""
+        if resolution:
+            row = self.connection().execute(
+                "SELECT bucket FROM aggregates_rollup WHERE system = ? AND resolution = ? "
+                "ORDER BY bucket LIMIT 1", (system, resolution),
+            ).fetchone()
+        else:
+            row = self.connection().execute(
+                "SELECT ts FROM aggregates WHERE system = ? ORDER BY ts LIMIT 1", (system,)
+            ).fetchone()
+        return float(row[0]) if row else None
 
     def _rows_from(
         self, system: str, resolution: int, from_key: float, inclusive: bool
@@ -628,6 +644,17 @@ class _FinalRows:
         keys = np.concatenate([self.keys, np.array([row[-1] for row in final_rows], dtype=float)])
         newest = _to_arrays([rows[-1][:-1]], resolution)
         return _FinalRows(keys, final, self.from_first_row), newest
+
+    def without_pruned(self, oldest_key: float | None) -> _FinalRows | None:
+        """Return these rows from `oldest_key` (the oldest stored row's) on, None when none of
+        them is stored any more."""
+        if not len(self.keys) or oldest_key is None or oldest_key > self.keys[-1]:
+            return None
+        if self.keys[0] >= oldest_key:
+            return self
+        keep = slice(int(np.searchsorted(self.keys, oldest_key, side="left")), None)
+        # The rows now start at the oldest stored row, so none precedes them.
+        return _FinalRows(self.keys[keep], _sliced(self.series, keep), True)
 
     def trimmed(self) -> _FinalRows:
         """Return at most the newest MAX_CACHED_ROWS rows."""

@@ -88,3 +88,24 @@ def test_changing_a_result_leaves_the_cache(tmp_path: Path) -> None:
         first.columns["requests"][:] = -1.0
     second = reader.aggregate_series("relaycore", T0, T0 + 900, 60)
     np.testing.assert_array_equal(second.columns["requests"], expected)
+
+
+def test_pruned_rows_leave_the_cache(tmp_path: Path) -> None:
+    settings = make_settings({"relaycore": "http://127.0.0.1:9/metrics"}, tmp_path)
+    path = tmp_path / "m.sqlite"
+    writer = Store(path)
+    collector = Collector(settings, writer, httpx.Client())
+    for i in range(1, 480):
+        collector.ingest(T0 + 15 * i, {"relaycore": body(i, ("0.1",))})
+    end = T0 + 15 * 479
+    reader = Store(path)
+    for resolution in (0, *ROLLUP_RESOLUTIONS):
+        reader.aggregate_series("relaycore", end - 7200, end, resolution)
+
+    # The collector's store prunes; the reader's cache must not keep what it deleted.
+    writer.prune(end, raw_retention=1800.0, rollup_retention=3600.0)
+    for resolution in (0, *ROLLUP_RESOLUTIONS):
+        cached = reader.aggregate_series("relaycore", end - 7200, end, resolution)
+        fresh = Store(path).aggregate_series("relaycore", end - 7200, end, resolution)
+        assert_same(cached, fresh)
+        assert cached.ts[0] >= end - (1800.0 if resolution == 0 else 3600.0)
