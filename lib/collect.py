@@ -1,10 +1,11 @@
 """Run the embedded collector as a process of its own: `python -m lib.collect [--config FILE]`.
 
-The app starts the collector in its own process by default, where parsing shares the
-interpreter lock with page renders. With many or large targets, start this command first on the
-same configuration: it takes the data directory's `collector.lock`, so the app finds the lock
-held and only reads the store. It also runs what belongs with the collector: the simulated
-platform when `[simulator] enabled`, its backfill, and the embedded alert rules after each cycle.
+By default the app runs the collector as a thread of the Streamlit server process, where
+parsing shares the interpreter lock with page renders. With many or large targets, start this
+command first on the same configuration: it takes the data directory's `collector.lock`, so the
+app finds the lock held and only reads the store. It also runs what belongs with the collector:
+the simulated platform when `[simulator] enabled`, its backfill, and the embedded alert rules
+after each cycle.
 """
 
 from __future__ import annotations
