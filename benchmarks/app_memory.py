@@ -5,8 +5,8 @@ Runs in a fresh process, so that nothing else the benchmark loaded counts:
     python -m benchmarks.app_memory DATA_DIR END INTERVAL
 
 It opens the embedded store in DATA_DIR as the app does (a Monitor on an EmbeddedSource, no
-collector), renders each page of the navigation through Streamlit's AppTest at every range
-preset with the clock at END, and prints one JSON line: resident memory now and at its peak
+collector). It renders each page of the navigation through Streamlit's AppTest at every range
+preset with the clock at END. Then it prints one JSON line: resident memory now and at its peak
 (VmRSS, VmHWM), the pages drawn, and the pages that failed. An empty DATA_DIR gives the
 baseline: the same process and pages without history.
 """

@@ -34,7 +34,7 @@ MAX_BACKOFF_INTERVALS = 8
 # A failing target is logged at WARNING once, then at most once per this many seconds.
 FAILURE_LOG_INTERVAL_S = 300.0
 PRUNE_EVERY_S = 600.0
-# 200,000 covers 30 targets of 5,000 series; each entry is a few hundred bytes.
+# 200,000 covers 30 targets of 5,000 series, at a few hundred bytes per entry.
 MAX_CACHED_LABEL_SETS = 200_000
 
 Clock = Callable[[], float]
@@ -226,7 +226,7 @@ class Collector:
         self._prune_if_due(ts)
 
     def _fetch(self, target: TargetConfig) -> tuple[Response | FetchError, float]:
-        """Fetch one target's body; return the response or the failure, and the seconds the
+        """Fetch one target's body. Return the response or the failure, and the seconds the
         fetch took."""
         started = time.monotonic()
         try:

@@ -187,19 +187,21 @@ def _parse_simple(text: str) -> ParseResult | None:
 # make a larger set of targets miss on every scrape.
 _LABEL_SETS: dict[str, tuple[tuple[str, str], ...] | None] = {}
 MAX_CACHED_LABEL_SETS = 200_000
+_NOT_CACHED = object()
 
 
 def _simple_labels(label_text: str) -> tuple[tuple[str, str], ...] | None:
     """Return the sorted (name, value) pairs of a label text without escapes, or None when a
     name repeats or `__name__` appears (the full parser handles those)."""
-    labels = _LABEL_SETS.get(label_text, ())
-    if labels == ():
-        pairs = _SIMPLE_LABEL.findall(label_text)
-        labels = tuple(sorted(pairs))
-        if len({key for key, _ in pairs}) != len(pairs) or "__name__" in label_text:
-            labels = None
-        if len(_LABEL_SETS) < MAX_CACHED_LABEL_SETS:
-            _LABEL_SETS[label_text] = labels
+    cached = _LABEL_SETS.get(label_text, _NOT_CACHED)
+    if cached is not _NOT_CACHED:
+        return cached  # type: ignore[return-value]
+    pairs = _SIMPLE_LABEL.findall(label_text)
+    labels: tuple[tuple[str, str], ...] | None = tuple(sorted(pairs))
+    if len({key for key, _ in pairs}) != len(pairs) or "__name__" in label_text:
+        labels = None
+    if len(_LABEL_SETS) < MAX_CACHED_LABEL_SETS:
+        _LABEL_SETS[label_text] = labels
     return labels
 
 

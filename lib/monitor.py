@@ -356,8 +356,8 @@ class Monitor:
 
 
     def _source_targets(self) -> list[TargetStatus]:
-        """Return each target as the source sees its scrapes: one grouped call for all systems
-        when the source offers it, else one snapshot per system."""
+        """Return each target as the source reports its scrapes: one grouped call for all
+        systems when the source offers it, else one snapshot per system."""
         now = time.time()
         time_range = self.time_range("1h", now=now)
         systems = [target.system for target in self.settings.targets]
@@ -616,9 +616,7 @@ def current_values(
         if now not in latest:
             latest.clear()
             latest[now] = source.snapshots(systems, time_range, now)
-        outcome = latest[now].get(system)
-        if outcome is None:
-            return source.snapshot(system, time_range, now).values
+        outcome = latest[now][system]
         if isinstance(outcome, MonitorError):
             raise outcome
         return outcome.values

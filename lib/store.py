@@ -249,9 +249,9 @@ class Store:
         `max_delay` seconds after the first uncommitted one, and at the end of the block.
 
         Loading history writes thousands of cycles in a row, and a commit per cycle costs more
-        than its rows. Readers see the history arrive in steps of `max_delay`. If a write fails,
-        the uncommitted cycles of the current step are rolled back with it and the error is
-        raised; the steps before it stay stored.
+        than its rows. Readers get the history in steps of `max_delay`. If a write fails, the
+        uncommitted cycles of the current step are rolled back with it and the error is raised.
+        The steps before it stay stored.
         """
         connection = self.connection()
         # Per thread, like the connection: the longest a written cycle may stay uncommitted
@@ -382,7 +382,7 @@ class Store:
         open roll-up bucket) is final, and final rows stay decoded in memory. A refresh then
         reads and decodes a few rows instead of the whole range.
         NOTE: a collector whose clock jumps back writes into buckets that this process already
-        holds as final; they show as they were until it restarts.
+        keeps as final, and they show as they were until this process restarts.
         """
         key = (system, resolution)
         with self._rows_lock:
@@ -391,17 +391,17 @@ class Store:
             # A prune, here or in the collector's process, may have deleted cached rows.
             cached = cached.without_pruned(self._oldest_key(system, resolution))
         if cached is not None and cached.covers(start):
-            series = self._extended(key, cached, start, cached.last_key, inclusive=False)
+            newer = self._rows_from(system, resolution, cached.last_key, inclusive=False)
+            series = self._extended(key, cached, start, newer)
             if series is not None:
                 return _window(series, start, end)
         first_key, from_first_row = self._first_key(system, start, resolution)
-        empty = _FinalRows.empty(resolution, from_first_row)
-        series = self._extended(key, empty, start, first_key, inclusive=True)
+        rows = self._rows_from(system, resolution, first_key, inclusive=True)
+        series = self._extended(key, _FinalRows.empty(resolution, from_first_row), start, rows)
         if series is None:
             # The histogram's buckets changed within the rows: decode them all together.
             with self._rows_lock:
                 self._final_rows.pop(key, None)
-            rows = self._rows_from(system, resolution, first_key, inclusive=True)
             series = _to_arrays([row[:-1] for row in rows], resolution)
         return _window(series, start, end)
 
@@ -410,15 +410,12 @@ class Store:
         key: tuple[str, int],
         final: _FinalRows,
         start: float,
-        from_key: float,
-        inclusive: bool,
+        rows: list[tuple[object, ...]],
     ) -> AggregateSeries | None:
-        """Read the rows from `from_key` on, add the final ones to `final` and keep that, and
-        return the rows from the last one before `start` through the newest; None when the
-        histogram buckets differ between them."""
-        system, resolution = key
-        rows = self._rows_from(system, resolution, from_key, inclusive)
-        merged = final.extend(rows, resolution)
+        """Add the final ones of `rows` (the rows after `final`, each with its key last) to
+        `final` and keep the result. Return the rows from the last one before `start` through
+        the newest, or None when the histogram buckets differ between them."""
+        merged = final.extend(rows, key[1])
         if merged is None:
             return None
         final, newest = merged
@@ -484,8 +481,8 @@ class Store:
     @_translated("read the latest write of")
     def latest_write(self, system: str) -> tuple[float, int] | None:
         """Return the time and running scrape count of one system's newest aggregates row, or
-        None without rows. Every cycle's write changes it, so it tells whether anything a range
-        read depends on has changed."""
+        None without rows. Every cycle's write changes it, so a changed value means that a range
+        read may return something new."""
         row = self.connection().execute(
             "SELECT ts, scrapes FROM aggregates WHERE system = ? ORDER BY ts DESC LIMIT 1",
             (system,),
@@ -633,7 +630,7 @@ class _FinalRows:
         self, rows: list[tuple[object, ...]], resolution: int
     ) -> tuple[_FinalRows, AggregateSeries] | None:
         """Return these rows plus all but the newest of `rows` (each with its key last), and
-        the newest row decoded apart; None when the histogram buckets differ."""
+        the newest row decoded apart. Return None when the histogram buckets differ."""
         if not rows:
             return self, _to_arrays([], resolution)
         final_rows = rows[:-1]

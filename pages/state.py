@@ -25,10 +25,9 @@ TIME_RANGE_KEY = "sidebar.time_range"
 SYSTEMS_KEY = "sidebar.systems"
 REFRESH_KEY = "sidebar.refresh_seconds"
 
-# Shorter than the shortest auto-refresh the sidebar offers (10 s): an entry is stored a moment
-# after its run starts, so a TTL equal to the refresh would still hold it at the next refresh and
-# a 10 s refresh would get new data only every 20 s. All sessions within one refresh still share
-# one query.
+# Shorter than the shortest auto-refresh the sidebar offers (10 s). An entry is stored a moment
+# after its run starts, so with a TTL equal to the refresh, a 10 s refresh would get new data
+# only every 20 s. All sessions within one refresh still share one query.
 DATA_TTL_SECONDS = 8
 
 DEFAULT_TIME_RANGE = "1h"

@@ -164,7 +164,7 @@ def test_batched_ingest_commits_in_steps(fault_server: FaultServer, tmp_path: Pa
     with store.batched(max_delay=3600.0):
         for i in range(1, 5):
             collector.ingest(T0 + 15 * i, {"relaycore": exposition(requests=150.0 * i)})
-        # A second connection sees none of the step's cycles before its commit.
+        # A second connection reads none of the step's cycles before its commit.
         assert reader.targets()[0].last_scrape_at == T0
     assert reader.targets()[0].last_scrape_at == T0 + 60
     values = rps(EmbeddedSource(reader, 15.0), T0 + 60)

@@ -59,9 +59,9 @@ class EmbeddedSource:
         self.store = store
         self.scrape_interval = scrape_interval
         self.label = f"embedded store ({store.path})"
-        # Each system's evaluated frame by its query and the store's latest write for it: a
-        # refresh that comes before the next scrape is written gets the same frame again, as
-        # VictoriaMetrics's result cache answers a repeated range. 0 turns it off.
+        # Each system's evaluated frame, keyed by its query and the store's latest write for it.
+        # A refresh before the next scrape is written gets the same frame again, as
+        # VictoriaMetrics's result cache serves a repeated range. A memo_size of 0 turns it off.
         self._memo: OrderedDict[tuple[object, ...], pd.DataFrame] = OrderedDict()
         self._memo_size = memo_size
         self._memo_lock = threading.Lock()
