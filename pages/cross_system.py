@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import altair as alt
 import pandas as pd
@@ -13,7 +13,7 @@ from lib.compare import previous_period
 from lib.errors import MonitorError
 from lib.export import Export, frame_export, signal_definitions
 from lib.format import describe_freshness, escape_markdown
-from lib.monitor import Monitor
+from lib.monitor import Monitor, SystemInfo
 from lib.signals import SIGNALS
 from lib.sources.base import FRESHNESS_ATTR
 from lib.timerange import TimeRange
@@ -65,21 +65,12 @@ def _render_charts(monitor: Monitor, selection: Selection, shift: float | None =
         st.error(f"Could not read the metrics: {escape_markdown(str(error))}")
         return
 
-    for warning in frame.attrs.get("warnings", ()):
-        st.warning(f"The source warned: {escape_markdown(warning)}", icon=":material/info:")
-
     systems = monitor.systems()
-    names = {system.id: system.display_name for system in systems}
-    freshness = frame.attrs.get(FRESHNESS_ATTR, {})
-    # One line per system under the charts' legend: fresh, or stale with its age and reason.
-    for system in selection.systems:
-        stale = describe_freshness(freshness.get(system), names.get(system, system), now)
-        if stale:
-            st.warning(escape_markdown(stale), icon=":material/history:")
-    fresh = [names.get(s, s) for s in selection.systems
-             if s in freshness and not freshness[s].stale]
-    if fresh:
-        st.caption(escape_markdown(f"Fresh data: {', '.join(fresh)}."))
+    # The notices vary in number between refreshes. In a container of their own they keep the
+    # charts below at the same place on the page, so Streamlit updates each chart in place
+    # instead of drawing a new one, which shows blank for a moment.
+    with st.container():
+        _render_notices(frame, systems, selection, now)
 
     # NOTE: the latency chart already uses dashes for p95, so it draws no previous period.
     charts: list[tuple[alt.LayerChart, tuple[str, ...]]] = [
@@ -105,6 +96,27 @@ def _render_charts(monitor: Monitor, selection: Selection, shift: float | None =
             with column:
                 download_menu(_chart_export(monitor, selection, frame, signals, time_range, now),
                               f"cross-system_{signals[0]}", key=f"cross_system.{signals[0]}")
+
+
+def _render_notices(
+    frame: pd.DataFrame,
+    systems: Sequence[SystemInfo],
+    selection: Selection,
+    now: float,
+) -> None:
+    for warning in frame.attrs.get("warnings", ()):
+        st.warning(f"The source warned: {escape_markdown(warning)}", icon=":material/info:")
+    names = {system.id: system.display_name for system in systems}
+    freshness = frame.attrs.get(FRESHNESS_ATTR, {})
+    # One line per system under the charts' legend: fresh, or stale with its age and reason.
+    for system in selection.systems:
+        stale = describe_freshness(freshness.get(system), names.get(system, system), now)
+        if stale:
+            st.warning(escape_markdown(stale), icon=":material/history:")
+    fresh = [names.get(s, s) for s in selection.systems
+             if s in freshness and not freshness[s].stale]
+    if fresh:
+        st.caption(escape_markdown(f"Fresh data: {', '.join(fresh)}."))
 
 
 def _chart_export(

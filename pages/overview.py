@@ -102,17 +102,21 @@ def _render_firing(firing: Counter[str] | None, system: str) -> None:
 
 def _render_card(health: SystemHealth, colour: str, now: float) -> None:
     st.subheader(escape_markdown(health.display_name))
-    # The badge shows the status as a word and an icon, so colour is never the only cue.
-    st.badge(health.status.label.capitalize(),
-             icon=STATUS_BADGE_ICONS.get(health.status, health.status.icon),
-             color=STATUS_BADGE_COLOURS.get(health.status, "gray"))
-    stale = describe_freshness(health.freshness, health.display_name, now)
-    if stale:
-        st.warning(escape_markdown(stale), icon=":material/history:")
-    else:
-        st.caption("Fresh data.")
-    for reason in health.reasons:
-        st.caption(escape_markdown(reason))
+    # The status lines vary in number between refreshes. In a container of their own they keep
+    # the elements below at the same place in the card, so Streamlit updates the trend chart in
+    # place instead of drawing a new one, which shows blank for a moment.
+    with st.container():
+        # The badge shows the status as a word and an icon, so colour is never the only cue.
+        st.badge(health.status.label.capitalize(),
+                 icon=STATUS_BADGE_ICONS.get(health.status, health.status.icon),
+                 color=STATUS_BADGE_COLOURS.get(health.status, "gray"))
+        stale = describe_freshness(health.freshness, health.display_name, now)
+        if stale:
+            st.warning(escape_markdown(stale), icon=":material/history:")
+        else:
+            st.caption("Fresh data.")
+        for reason in health.reasons:
+            st.caption(escape_markdown(reason))
 
     st.metric("Requests", format_rate(health.requests_per_second))
     if health.trend.empty or health.trend["value"].isna().all():

@@ -49,7 +49,10 @@ def _render_panels(
     try:
         source = monitor.breakdowns()
         if view.cost_metric:
-            _render_month_cost(source, view, now)
+            # The cost block's note comes and goes. In a container of its own it leaves the
+            # charts below at their place, and Streamlit updates them in place.
+            with st.container():
+                _render_month_cost(source, view, now)
         updated = format_timestamp(now, viewer_timezone())
         st.caption(escape_markdown(f"{time_range.describe()} · updated {updated}"))
         for panel in view.panels:

@@ -101,3 +101,40 @@ def test_targets_lists_every_endpoint(monitor: Monitor) -> None:
     app = run_page(PAGES[2])
     table = app.dataframe[0].value
     assert len(table) == 3
+
+
+def chart_paths(node: object, path: tuple[int, ...] = ()) -> list[tuple[int, ...]]:
+    """Return the place of every Vega chart under `node`: its index in each enclosing block.
+
+    Streamlit's frontend matches a rerun's elements to the drawn ones by this place. A chart
+    that moves is drawn anew, and is blank until Vega has drawn it.
+    """
+    if getattr(node, "type", None) == "vega_lite_chart":
+        return [path]
+    children: dict[int, object] = getattr(node, "children", {})
+    return [found for index, child in sorted(children.items())
+            for found in chart_paths(child, (*path, index))]
+
+
+def test_overview_trend_keeps_its_place_in_the_card(monitor: Monitor) -> None:
+    reasons = {len(health.reasons)
+               for health in monitor.overview(["automatrix", "relaycore", "neuroweaver"],
+                                              monitor.time_range("1h"))}
+    assert len(reasons) > 1, "the cards need different numbers of status lines"
+
+    app = run_page(PAGES[0])
+    paths = chart_paths(app._tree)
+    assert len(paths) == 3
+    # Each card is a block; the trend is at the same index in every card, however many
+    # status lines come before it.
+    assert len({path[-1] for path in paths}) == 1
+
+
+def test_cross_system_charts_keep_their_place(monitor: Monitor) -> None:
+    app = run_page(PAGES[1])
+    with_warning = len(app.warning)
+    paths = chart_paths(app._tree)
+    app.multiselect(key="sidebar.systems").set_value(["automatrix", "relaycore"]).run()
+    assert not app.exception
+    assert len(app.warning) < with_warning, "dropping the down system drops its warning"
+    assert chart_paths(app._tree) == paths
