@@ -1,6 +1,9 @@
 """Entry point of the Platform Monitor Streamlit app: page setup, navigation and the sidebar.
 
-Run it with `streamlit run streamlit_app.py`. Each page is a script in the pages package.
+Run it with `streamlit run streamlit_app.py`. Each page is a script in the app_pages package.
+A folder named pages/ beside this file would make Streamlit answer the first visit to a
+page's URL after each start with "Page not found", as it reads that folder as the older
+multipage layout until st.navigation has run once.
 """
 
 from __future__ import annotations
@@ -9,11 +12,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages.access import remember, render_user, require_login
+from app_pages.state import cached_monitor, render_sidebar
 from lib.config import ConfigError
 from lib.errors import MonitorError
 from lib.format import escape_markdown
-from pages.access import remember, render_user, require_login
-from pages.state import cached_monitor, render_sidebar
 
 APP_TITLE = "Platform Monitor"
 FAVICON = Path(__file__).parent / "assets" / "favicon.png"
@@ -37,19 +40,19 @@ def main() -> None:
     navigation = st.navigation(
         {
             "Platform": [
-                st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:",
+                st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:",
                         default=True),
-                st.Page("pages/cross_system.py", title="Cross-system metrics",
+                st.Page("app_pages/cross_system.py", title="Cross-system metrics",
                         icon=":material/monitoring:", url_path="cross-system"),
-                st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
-                st.Page("pages/targets.py", title="Targets", icon=":material/lan:"),
-                st.Page("pages/export.py", title="Export", icon=":material/download:"),
+                st.Page("app_pages/alerts.py", title="Alerts", icon=":material/notifications:"),
+                st.Page("app_pages/targets.py", title="Targets", icon=":material/lan:"),
+                st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
             ],
             "Systems": [
-                st.Page("pages/automatrix.py", title="AutoMatrix",
+                st.Page("app_pages/automatrix.py", title="AutoMatrix",
                         icon=":material/account_tree:"),
-                st.Page("pages/relaycore.py", title="RelayCore", icon=":material/alt_route:"),
-                st.Page("pages/neuroweaver.py", title="NeuroWeaver",
+                st.Page("app_pages/relaycore.py", title="RelayCore", icon=":material/alt_route:"),
+                st.Page("app_pages/neuroweaver.py", title="NeuroWeaver",
                         icon=":material/neurology:"),
             ],
         }

@@ -20,13 +20,13 @@ from pathlib import Path
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app_pages.state import REFRESH_KEY, TIME_RANGE_KEY
 from benchmarks.history import settings_for
 from benchmarks.pages_bench import APP_FILE, PinnedMonitor, use_monitor
 from lib.monitor import STORE_FILE
 from lib.sources.embedded import EmbeddedSource
 from lib.store import Store
 from lib.timerange import PRESETS
-from pages.state import REFRESH_KEY, TIME_RANGE_KEY
 
 PAGE_FILES = ("overview", "cross_system", "targets", "export", "automatrix", "relaycore",
               "neuroweaver")
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
             app = AppTest.from_file(str(APP_FILE), default_timeout=300)
             app.session_state[TIME_RANGE_KEY] = preset
             app.session_state[REFRESH_KEY] = None
-            app.switch_page(f"pages/{page}.py")
+            app.switch_page(f"app_pages/{page}.py")
             app.run()
             if app.exception:
                 failed.append(f"{page} {preset}: {app.exception[0].message}")

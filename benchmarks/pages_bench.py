@@ -16,16 +16,16 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import lib.monitor
+from app_pages.state import REFRESH_KEY, TIME_RANGE_KEY
 from benchmarks.timing import Timing, measure
 from lib.config import Settings
 from lib.monitor import Monitor, Runtime, SystemHealth
 from lib.sources.base import Snapshot, Source
 from lib.store import Store
 from lib.timerange import TimeRange
-from pages.state import REFRESH_KEY, TIME_RANGE_KEY
 
 APP_FILE = Path(__file__).resolve().parent.parent / "streamlit_app.py"
-PAGES = {"overview": "pages/overview.py", "cross_system": "pages/cross_system.py"}
+PAGES = {"overview": "app_pages/overview.py", "cross_system": "app_pages/cross_system.py"}
 
 
 class CountingSource:

@@ -17,10 +17,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from app_pages.cross_system import CHART_SIGNALS
 from lib.monitor import Monitor
 from lib.sources.base import signal_frame
 from lib.timerange import TimeRange, format_seconds
-from pages.cross_system import CHART_SIGNALS
 
 FetchFrames = Callable[[TimeRange, float], list[pd.DataFrame]]
 RAW_SIGNALS = ("requests_per_second", "error_rate", "average_latency_ms", "p95_latency_ms",

@@ -25,7 +25,7 @@ from tests.support import servers
 pytestmark = pytest.mark.prometheus
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/overview.py", "pages/cross_system.py", "pages/targets.py"]
+PAGES = ["app_pages/overview.py", "app_pages/cross_system.py", "app_pages/targets.py"]
 
 
 @pytest.fixture(scope="module")
@@ -174,13 +174,13 @@ def test_page_renders_with_prometheus(app_config: str, page: str) -> None:
     label = escape_markdown(f"Prometheus at {app_config}")
     # NOTE: after AppTest.switch_page to the Targets page, AppTest 1.67 reports an empty sidebar,
     # so the source label is checked on the pages where it reports one.
-    if page != "pages/targets.py":
+    if page != "app_pages/targets.py":
         assert any(label in caption.value for caption in app.sidebar.caption)
-    if page == "pages/overview.py":
+    if page == "app_pages/overview.py":
         requests = [m.value for m in app.metric if m.label == "Requests"]
         assert len(requests) == 3
         assert all(value and value[0].isdigit() for value in requests), requests
-    if page == "pages/targets.py":
+    if page == "app_pages/targets.py":
         table = app.dataframe[0].value
         assert set(table["State"]) == {"✅ up"}, table
 
@@ -188,7 +188,7 @@ def test_page_renders_with_prometheus(app_config: str, page: str) -> None:
 def test_relaycore_page_renders_with_prometheus(app_config: str) -> None:
     app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
     app.run()
-    app.switch_page("pages/relaycore.py").run()
+    app.switch_page("app_pages/relaycore.py").run()
 
     assert not app.exception
     assert not app.error, [e.value for e in app.error]

@@ -44,7 +44,7 @@ def open_page(at: AppTest, page: str) -> AppTest:
 
 
 def test_relaycore_tables_match_library(app: AppTest, platform_hour: PlatformRun) -> None:
-    at = open_page(app, "pages/relaycore.py")
+    at = open_page(app, "app_pages/relaycore.py")
     time_range = platform_hour.monitor.time_range("1h")
     source = platform_hour.monitor.breakdowns()
 
@@ -56,7 +56,7 @@ def test_relaycore_tables_match_library(app: AppTest, platform_hour: PlatformRun
 
 
 def test_relaycore_cost_models_match_truth(app: AppTest, platform_hour: PlatformRun) -> None:
-    at = open_page(app, "pages/relaycore.py")
+    at = open_page(app, "app_pages/relaycore.py")
     shown = at.dataframe[2].value
     metric = "relaycore_ai_cost_usd_total"
     assert list(shown.columns[:3]) == ["Provider", "Model", "Cost (USD)"]
@@ -67,7 +67,7 @@ def test_relaycore_cost_models_match_truth(app: AppTest, platform_hour: Platform
 
 
 def test_relaycore_month_cost_metrics(app: AppTest, platform_hour: PlatformRun) -> None:
-    at = open_page(app, "pages/relaycore.py")
+    at = open_page(app, "app_pages/relaycore.py")
     cost = month_cost(platform_hour.monitor.breakdowns(), "relaycore",
                       "relaycore_ai_cost_usd_total", END)
     values = {metric.label: metric.value for metric in at.metric}
@@ -80,7 +80,7 @@ def test_relaycore_month_cost_metrics(app: AppTest, platform_hour: PlatformRun) 
 
 
 def test_automatrix_busiest_templates(app: AppTest, platform_hour: PlatformRun) -> None:
-    at = open_page(app, "pages/automatrix.py")
+    at = open_page(app, "app_pages/automatrix.py")
     shown = at.dataframe[0].value
     metric = "autmatrix_workflow_executions_total"
     assert shown["Executions"].is_monotonic_decreasing
@@ -92,9 +92,9 @@ def test_automatrix_busiest_templates(app: AppTest, platform_hour: PlatformRun) 
 
 
 @pytest.mark.parametrize(("page", "view"), [
-    ("pages/automatrix.py", AUTOMATRIX),
-    ("pages/relaycore.py", RELAYCORE),
-    ("pages/neuroweaver.py", NEUROWEAVER),
+    ("app_pages/automatrix.py", AUTOMATRIX),
+    ("app_pages/relaycore.py", RELAYCORE),
+    ("app_pages/neuroweaver.py", NEUROWEAVER),
 ])
 def test_detail_page_renders_every_panel(app: AppTest, page: str, view: object) -> None:
     at = open_page(app, page)
@@ -104,21 +104,21 @@ def test_detail_page_renders_every_panel(app: AppTest, page: str, view: object) 
 
 @pytest.mark.parametrize("comparison", ["1 day earlier", "1 week earlier"])
 def test_detail_page_with_comparison(app: AppTest, comparison: str) -> None:
-    at = open_page(app, "pages/neuroweaver.py")
+    at = open_page(app, "app_pages/neuroweaver.py")
     at.segmented_control(key="neuroweaver.compare").set_value(comparison).run()
     assert not at.exception
     assert not at.error
 
 
 def test_cross_system_with_comparison(app: AppTest) -> None:
-    at = open_page(app, "pages/cross_system.py")
+    at = open_page(app, "app_pages/cross_system.py")
     at.segmented_control(key="cross_system.compare").set_value("1 day earlier").run()
     assert not at.exception
     assert len(at.get("popover")) == 6
 
 
 def test_export_page_plans_rows(app: AppTest) -> None:
-    at = open_page(app, "pages/export.py")
+    at = open_page(app, "app_pages/export.py")
     captions = " ".join(caption.value for caption in at.caption)
     # 1h at 15 s is 241 points, for 3 systems and 9 signals.
     assert f"{241 * 3 * 9:,} rows" in captions

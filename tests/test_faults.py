@@ -23,6 +23,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import lib.monitor
+from app_pages.state import clear_data_caches
 from lib.collector import Collector
 from lib.config import Settings
 from lib.health import Status
@@ -31,13 +32,12 @@ from lib.monitor import Runtime, SystemHealth
 from lib.sources.base import FreshnessState
 from lib.sources.embedded import CURRENT_WINDOW_SCRAPES, EmbeddedSource
 from lib.store import Store
-from pages.state import clear_data_caches
 from tests.conftest import make_settings
 from tests.support.fault_server import Behaviour, FaultServer
 from tests.support.rig import Rig, start_rig
 
 ROOT = Path(__file__).resolve().parent.parent
-OVERVIEW_PAGE = str(ROOT / "pages" / "overview.py")
+OVERVIEW_PAGE = str(ROOT / "app_pages" / "overview.py")
 FAULTY = "relaycore"
 HEALTHY = ("automatrix", "neuroweaver")
 SYSTEMS = ("automatrix", "relaycore", "neuroweaver")

@@ -24,6 +24,7 @@ prometheus_source = pytest.importorskip("lib.sources.prometheus")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import lib.monitor  # noqa: E402
+from app_pages.state import clear_data_caches  # noqa: E402
 from exporters.server import SimulatedPlatform  # noqa: E402
 from exporters.simulator import SimulationConfig  # noqa: E402
 from lib.cache import CACHE_DIR, ResultCache  # noqa: E402
@@ -31,7 +32,6 @@ from lib.config import Settings, SourceSettings  # noqa: E402
 from lib.http import make_client  # noqa: E402
 from lib.monitor import Monitor, Runtime, SystemHealth  # noqa: E402
 from lib.sources.base import FreshnessState  # noqa: E402
-from pages.state import clear_data_caches  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
 from tests.support import servers  # noqa: E402
 from tests.support.staging_proxy import Stage, StagingProxy  # noqa: E402
@@ -39,7 +39,7 @@ from tests.support.staging_proxy import Stage, StagingProxy  # noqa: E402
 pytestmark = pytest.mark.prometheus
 
 ROOT = Path(__file__).resolve().parent.parent
-OVERVIEW_PAGE = str(ROOT / "pages" / "overview.py")
+OVERVIEW_PAGE = str(ROOT / "app_pages" / "overview.py")
 SYSTEMS = ("automatrix", "relaycore", "neuroweaver")
 QUERY_TIMEOUT = 2.0
 # Allowance over the time limit for one page render; renders of the embedded matrix took 0.5 to

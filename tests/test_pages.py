@@ -25,7 +25,7 @@ from lib.store import Store
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 T0 = 1_700_002_800.0
 END = T0 + 3600.0
-PAGES = ["pages/overview.py", "pages/cross_system.py", "pages/targets.py"]
+PAGES = ["app_pages/overview.py", "app_pages/cross_system.py", "app_pages/targets.py"]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import lib.monitor
+from app_pages.access import USER_KEY
 from lib.alerts.alertmanager import AlertmanagerAlerts, AlertmanagerAPI
 from lib.alerts.outbox import Outbox
 from lib.alerts.service import Alerts
@@ -22,7 +23,6 @@ from lib.http import make_client
 from lib.monitor import Monitor, Runtime
 from lib.sources.embedded import EmbeddedSource
 from lib.store import Store
-from pages.access import USER_KEY
 from tests.conftest import make_settings
 from tests.support.alertmanager import AlertmanagerServer
 
@@ -68,7 +68,7 @@ def alerts_page(user: User | None = None) -> AppTest:
     if user is not None:
         app.session_state[USER_KEY] = user
     app.run()
-    app.switch_page("pages/alerts.py").run()
+    app.switch_page("app_pages/alerts.py").run()
     assert not app.exception, app.exception
     return app
 
@@ -303,7 +303,7 @@ def test_oidc_operator_by_group(alertmanager: AlertmanagerServer, monitor: Monit
                            "server_metadata_url": "http://127.0.0.1:9/.well-known/x"}
     app.user = {"is_logged_in": True, "email": "pat@example.com", "groups": ["oncall"]}
     app.run()
-    app.switch_page("pages/alerts.py").run()
+    app.switch_page("app_pages/alerts.py").run()
 
     assert not app.exception
     app.text_area(key="alerts.comment").input("group member")

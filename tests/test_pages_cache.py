@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import lib.monitor
+from app_pages.state import DATA_TTL_SECONDS, REFRESH_LABELS, cached_overview, clear_data_caches
 from lib.monitor import Runtime
-from pages.state import DATA_TTL_SECONDS, REFRESH_LABELS, cached_overview, clear_data_caches
 from tests.support.rig import Rig, start_rig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
 
 
 def page(name: str) -> str:
-    return str(ROOT / "pages" / f"{name}.py")
+    return str(ROOT / "app_pages" / f"{name}.py")
 
 
 def plain(markdown: str) -> str:

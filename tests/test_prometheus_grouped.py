@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from app_pages.cross_system import CHART_SIGNALS
 from lib.cache import CACHE_DIR, ResultCache, SharedCall
 from lib.config import Settings, SourceSettings, StorageSettings, TargetConfig
 from lib.errors import QueryError
@@ -30,7 +31,6 @@ from lib.signals import GOLDEN_SIGNALS, MetricNames
 from lib.sources.base import FreshnessState
 from lib.sources.prometheus import PrometheusSource
 from lib.timerange import TimeRange
-from pages.cross_system import CHART_SIGNALS
 from tests.support import servers
 from tests.support.staging_proxy import Stage, StagingProxy
 

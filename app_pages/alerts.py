@@ -13,14 +13,14 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import streamlit as st
 
+from app_pages.access import logged_in_user
+from app_pages.state import Selection, cached_monitor, current_selection, viewer_timezone
 from lib.alerts.model import AckResult, Alert, AlertState
 from lib.alerts.service import Alerts
 from lib.auth import User, local_user
 from lib.errors import AlertError, MonitorError
 from lib.format import escape_markdown, format_duration, format_timestamp
 from lib.monitor import Monitor
-from pages.access import logged_in_user
-from pages.state import Selection, cached_monitor, current_selection, viewer_timezone
 
 KEY = "alerts."
 LAST_GOOD_KEY = KEY + "last_good"

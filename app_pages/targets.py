@@ -5,6 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages.state import (
+    Selection,
+    cached_monitor,
+    cached_targets,
+    current_selection,
+    viewer_timezone,
+)
 from lib.collector import BACKOFF_AFTER_FAILURES
 from lib.errors import MonitorError
 from lib.format import (
@@ -14,13 +21,6 @@ from lib.format import (
     format_timestamp,
 )
 from lib.monitor import TargetStatus
-from pages.state import (
-    Selection,
-    cached_monitor,
-    cached_targets,
-    current_selection,
-    viewer_timezone,
-)
 
 # Each state is shown as an icon and a word, so colour is never the only cue.
 STATE_LABELS = {"up": "✅ up", "down": "❌ down", "unknown": "❔ unknown"}

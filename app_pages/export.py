@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from app_pages.state import cached_monitor, current_selection
 from lib.export import (
     FORMATS,
     MAX_EXPORT_ROWS,
@@ -20,7 +21,6 @@ from lib.format import escape_markdown
 from lib.monitor import Monitor
 from lib.signals import SIGNALS
 from lib.timerange import TimeRange
-from pages.state import cached_monitor, current_selection
 
 RESOLUTION_LABELS = {
     "displayed": "As displayed (the chart's step)",

@@ -8,6 +8,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app_pages.components import comparison_shift, download_menu
+from app_pages.state import Selection, cached_monitor, cached_platform_metrics, current_selection
 from lib.charts import latency_chart, signal_chart
 from lib.compare import previous_period
 from lib.errors import MonitorError
@@ -17,8 +19,6 @@ from lib.monitor import Monitor, SystemInfo
 from lib.signals import SIGNALS
 from lib.sources.base import FRESHNESS_ATTR
 from lib.timerange import TimeRange
-from pages.components import comparison_shift, download_menu
-from pages.state import Selection, cached_monitor, cached_platform_metrics, current_selection
 
 CHART_SIGNALS = (
     "requests_per_second",

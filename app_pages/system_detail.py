@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
+from app_pages.components import comparison_shift, download_menu
+from app_pages.state import Selection, cached_monitor, current_selection, viewer_timezone
 from lib.breakdown_charts import breakdown_chart
 from lib.breakdowns import BreakdownSource, month_cost
 from lib.compare import previous_period
@@ -17,8 +19,6 @@ from lib.format import escape_markdown, format_timestamp
 from lib.monitor import Monitor
 from lib.system_views import Panel, SystemView, panel_frame, panel_labels, panel_table
 from lib.timerange import TimeRange
-from pages.components import comparison_shift, download_menu
-from pages.state import Selection, cached_monitor, current_selection, viewer_timezone
 
 TABLE_NUMBER_FORMATS = {
     "count": "%.0f",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app_pages.system_detail import show_system
 from lib.system_views import RELAYCORE
-from pages.system_detail import show_system
 
 if __name__ == "__main__":  # Streamlit runs each page script as __main__
     show_system(RELAYCORE)

@@ -8,6 +8,13 @@ from typing import Literal
 
 import streamlit as st
 
+from app_pages.state import (
+    Selection,
+    cached_monitor,
+    cached_overview,
+    current_selection,
+    viewer_timezone,
+)
 from lib.charts import sparkline
 from lib.errors import MonitorError
 from lib.format import (
@@ -25,13 +32,6 @@ from lib.format import (
 )
 from lib.health import Status
 from lib.monitor import Monitor, SystemHealth
-from pages.state import (
-    Selection,
-    cached_monitor,
-    cached_overview,
-    current_selection,
-    viewer_timezone,
-)
 
 CARDS_PER_ROW = 3
 BadgeColour = Literal["green", "orange", "red", "gray"]
