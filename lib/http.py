@@ -121,8 +121,10 @@ def _is_retryable(exc: BaseException) -> bool:
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:
+    # DEBUG: the caller reports the failure that is left after the retries, once. A down target
+    # would otherwise log a line per attempt on every scrape cycle.
     exc = state.outcome.exception() if state.outcome else None
-    log.info("retrying after attempt %d: %s", state.attempt_number, exc)
+    log.debug("retrying after attempt %d: %s", state.attempt_number, exc)
 
 
 def _fetch_once(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -59,6 +60,16 @@ def test_503_retried_with_backoff(fault_server: FaultServer) -> None:
     error = fetch_error(fault_server.url)
     assert "returned HTTP 503" in str(error)
     assert fault_server.requests == FAST.attempts
+
+
+def test_retries_logged_at_debug_only(fault_server: FaultServer,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    fault_server.behaviour.status = 503
+    with caplog.at_level(logging.DEBUG, logger="lib.http"):
+        fetch_error(fault_server.url)
+    retries = [record for record in caplog.records if record.name == "lib.http"]
+    assert [record.levelno for record in retries] == [logging.DEBUG] * (FAST.attempts - 1)
+    assert "returned HTTP 503" in retries[0].getMessage()
 
 
 def test_body_over_cap_rejected(fault_server: FaultServer) -> None:
