@@ -11,6 +11,7 @@ first query after the fault ends.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -191,8 +192,8 @@ def test_prometheus_fault(stack: Stack, tmp_path: Path, monkeypatch: pytest.Monk
         check_fresh(after[system])
 
 
-def test_prometheus_stopped(stack: Stack, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prometheus_stopped(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            caplog: pytest.LogCaptureFixture) -> None:
     monitor = monitor_on(stack, stack.prometheus.url, tmp_path)
     advance(stack)
     before = overview(stack, monitor)
@@ -201,12 +202,20 @@ def test_prometheus_stopped(stack: Stack, tmp_path: Path,
     stack.prometheus.stop()
     try:
         advance(stack)
-        during = overview(stack, monitor)
+        with caplog.at_level(logging.WARNING):
+            during = overview(stack, monitor)
+            during_at = stack.clock[0]
+            # A second refresh fails too, and logs nothing new.
+            advance(stack)
+            overview(stack, monitor)
+        # One warning per system from the last-good cache, none per failed query.
+        warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+        assert [record.name for record in warnings] == ["lib.cache"] * len(SYSTEMS)
         for system in SYSTEMS:
             health = during[system]
             assert health.freshness.state is FreshnessState.STALE
             assert "refused the connection" in health.stale_reason
-            assert health.data_age_seconds == pytest.approx(stack.clock[0] - fetched_at)
+            assert health.data_age_seconds == pytest.approx(during_at - fetched_at)
             assert health.requests_per_second == before[system].requests_per_second
 
         at, elapsed = render_overview(monitor, monkeypatch)

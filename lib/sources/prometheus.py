@@ -416,7 +416,10 @@ class PrometheusSource:
                 auth=self._auth, method="POST", data=params, accept_statuses=ERROR_STATUSES,
             )
         except FetchError as error:
-            log.warning("query for %s on %s failed: %s", log_name, self.url, error.detail)
+            # DEBUG, as is the rejection below: the callers (LastGood for the pages, the rule
+            # evaluator's task) report a failing source at WARNING once per five minutes, and a
+            # refresh sends several queries.
+            log.debug("query for %s on %s failed: %s", log_name, self.url, error.detail)
             raise QueryError(self.url, query, f"the server {error.detail}", system) from error
 
         log.debug("query for %s took %.3f s: %s", log_name, response.duration, query)
@@ -424,7 +427,7 @@ class PrometheusSource:
         if body.get("status") == "error":
             kind = body.get("errorType") or f"HTTP {response.status_code}"
             message = body.get("error") or "no error message"
-            log.warning("query for %s on %s was rejected: %s", log_name, self.url, message)
+            log.debug("query for %s on %s was rejected: %s", log_name, self.url, message)
             detail = f"the server rejected it ({kind}): {message}"
             if response.status_code in INVALID_QUERY_STATUSES:
                 raise RejectedQuery(self.url, query, detail, system)
