@@ -185,9 +185,15 @@ class Collector:
         self._run_after_cycle(ts)
 
         up = sum(1 for o in outcomes if o.error is None)
-        log.info(
-            "scrape cycle: %d of %d targets up, %d samples, %.3f s",
-            up, len(outcomes), sum(len(o.samples) for o in outcomes), time.monotonic() - started,
+        # A target waiting out its backoff is down too, so the summary counts it.
+        watched = len(outcomes) + len(waiting)
+        backing_off = f" ({len(waiting)} waiting out a backoff)" if waiting else ""
+        # No target due and none backing off happens only right after history was loaded.
+        log.log(
+            logging.INFO if watched else logging.DEBUG,
+            "scrape cycle: %d of %d targets up%s, %d samples, %.3f s",
+            up, watched, backing_off, sum(len(o.samples) for o in outcomes),
+            time.monotonic() - started,
         )
         self._prune_if_due(ts)
         return outcomes

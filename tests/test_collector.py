@@ -114,6 +114,22 @@ def test_failure_logged_once_per_interval(rig, fault_server: FaultServer, caplog
     assert "relaycore" in warnings[0].getMessage()
 
 
+def test_cycle_summary_counts_targets_in_backoff(rig, fault_server: FaultServer,
+                                                 caplog) -> None:
+    collector, _ = rig
+    fault_server.behaviour.status = 500
+    with caplog.at_level(logging.INFO, logger="lib.collector"):
+        for i in range(12):
+            collector.scrape_once(now=T0 + 15 * i)
+    messages = [record.getMessage() for record in caplog.records]
+    summaries = [message for message in messages if message.startswith("scrape cycle")]
+    assert len(summaries) == 12
+    # The target is scraped at cycles 0-3, 5 and 9 and waits out its backoff in between.
+    assert all(summary.startswith("scrape cycle: 0 of 1 targets up") for summary in summaries)
+    waiting = [i for i, summary in enumerate(summaries) if "(1 waiting out a backoff)" in summary]
+    assert waiting == [4, 6, 7, 8, 10, 11]
+
+
 def test_restart_continues_counters(fault_server: FaultServer, tmp_path: Path) -> None:
     settings = make_settings({"relaycore": fault_server.url}, tmp_path)
     first = Collector(settings, Store(tmp_path / "m.sqlite"), make_client())
