@@ -3,7 +3,8 @@
 Run it with `streamlit run streamlit_app.py`. Each page is a script in the app_pages package.
 A folder named pages/ beside this file would make Streamlit answer the first visit to a
 page's URL after each start with "Page not found", as it reads that folder as the older
-multipage layout until st.navigation has run once.
+multipage layout until st.navigation has run once; app_pages.leftovers removes one that an
+update left behind.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.access import remember, render_user, require_login
+from app_pages.leftovers import remove_leftover_pages_once
 from app_pages.state import cached_monitor, render_sidebar
 from lib.config import ConfigError
 from lib.errors import MonitorError
@@ -25,6 +27,7 @@ FAVICON = Path(__file__).parent / "assets" / "favicon.png"
 def main() -> None:
     """Set up the page, start the Monitor once per process and run the selected page."""
     st.set_page_config(page_title=APP_TITLE, page_icon=str(FAVICON), layout="wide")
+    remove_leftover_pages_once()
 
     try:
         monitor = cached_monitor()

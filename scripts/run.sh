@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q -r requirements.txt
+# Before the server starts, because Streamlit checks for a pages/ folder at the first visit.
+.venv/bin/python -m app_pages.leftovers
 exec .venv/bin/streamlit run streamlit_app.py "$@"

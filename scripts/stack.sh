@@ -60,6 +60,7 @@ echo "Prometheus:   http://127.0.0.1:$prometheus_port (log .data/prometheus.log)
 echo "Alertmanager: http://127.0.0.1:$alertmanager_port (log .data/alertmanager.log)"
 echo "Exporters:    127.0.0.1 ports $exporter_ports"
 echo "App:          http://127.0.0.1:$app_port (Ctrl-C stops everything)"
+.venv/bin/python -m app_pages.leftovers
 PLATFORM_MONITOR_CONFIG="$config_dir/platform-monitor.toml" \
   .venv/bin/python -m streamlit run streamlit_app.py --server.address 127.0.0.1 \
   --server.port "$app_port" --server.headless true "$@" &
