@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages.components import comparison_shift, download_menu
+from app_pages.components import comparison_shift, download_menu, loading_notice
 from app_pages.state import Selection, cached_monitor, cached_platform_metrics, current_selection
 from lib.charts import latency_chart, signal_chart
 from lib.compare import previous_period
@@ -48,6 +48,7 @@ def show_cross_system() -> None:
 
 
 def _render_charts(monitor: Monitor, selection: Selection, shift: float | None = None) -> None:
+    loading_notice(monitor)
     try:
         with st.spinner("Loading metrics…"):
             now, frame = cached_platform_metrics(

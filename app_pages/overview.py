@@ -8,6 +8,7 @@ from typing import Literal
 
 import streamlit as st
 
+from app_pages.components import loading_notice
 from app_pages.state import (
     Selection,
     cached_monitor,
@@ -64,6 +65,7 @@ def show_overview() -> None:
 
 
 def _render_cards(monitor: Monitor, selection: Selection) -> None:
+    loading_notice(monitor)
     try:
         now, time_range, healths = cached_overview(
             selection.systems, selection.time_range, monitor.key

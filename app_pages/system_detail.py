@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from app_pages.components import comparison_shift, download_menu
+from app_pages.components import comparison_shift, download_menu, loading_notice
 from app_pages.state import Selection, cached_monitor, current_selection, viewer_timezone
 from lib.breakdown_charts import breakdown_chart
 from lib.breakdowns import BreakdownSource, month_cost
@@ -44,6 +44,7 @@ def show_system(view: SystemView) -> None:
 def _render_panels(
     monitor: Monitor, view: SystemView, selection: Selection, shift: float | None
 ) -> None:
+    loading_notice(monitor)
     now = monitor.clock()
     time_range = monitor.time_range(selection.time_range, now=now)
     try:

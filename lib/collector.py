@@ -108,6 +108,9 @@ class Collector:
         self._last_prune = 0.0
         self._label_keys: dict[tuple[tuple[str, str], ...], str] = {}
         self.cycles = 0
+        # True while the task given to start() runs (the simulated history's backfill): the
+        # store holds only part of the recent history until it returns.
+        self.preparing = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -139,10 +142,13 @@ class Collector:
 
     def _run(self) -> None:
         if self._before is not None:
+            self.preparing = True
             try:
                 self._before()
             except Exception:
                 log.exception("preparing the collector failed; scraping without it")
+            finally:
+                self.preparing = False
         interval = self.settings.scrape_interval
         while not self._stop.is_set():
             started = time.monotonic()

@@ -134,8 +134,10 @@ class Monitor:
         cache: ResultCache | None = None,
         time_limit: float | None = None,
         alerts: Alerts | None = None,
+        loading_history: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
+        self._loading_history = loading_history
         self.source = source
         self.store = store
         self.clock = clock
@@ -150,6 +152,11 @@ class Monitor:
     def now(self) -> float:
         """Return the current time (epoch seconds) by this monitor's clock."""
         return self.clock()
+
+    def loading_history(self) -> bool:
+        """Return True while this process writes the simulated platform's history into the
+        store, so that recent ranges hold only part of their data."""
+        return self._loading_history is not None and self._loading_history()
 
     @property
     def source_label(self) -> str:
@@ -532,12 +539,17 @@ def build_monitor(settings: Settings, start_background: bool = True) -> tuple[Mo
         if settings.simulator.enabled:
             runtime.platform = _start_simulated_platform(settings)
         after_cycle = evaluator.evaluate if evaluator is not None else None
-        runtime.collector = Collector(settings, store, make_client(), after_cycle=after_cycle)
+        collector = Collector(settings, store, make_client(), after_cycle=after_cycle)
+        runtime.collector = collector
         if settings.simulator.enabled and settings.simulator.backfill > 0:
-            runtime.collector.start(before=_backfill_task(settings, runtime.collector))
+            collector.start(before=_backfill_task(settings, collector))
         else:
-            runtime.collector.start()
-    elif start_background:
+            collector.start()
+        return Monitor(settings, source, store, cache=cache, alerts=alerts,
+                       loading_history=lambda: collector.preparing), runtime
+    if start_background:
+        # NOTE: a collector in another process (python -m lib.collect) writes the history
+        # there, and these pages cannot tell that it is still loading.
         log.info("another process runs the collector for %s; reading only",
                  settings.storage.data_dir)
     return Monitor(settings, source, store, cache=cache, alerts=alerts), runtime

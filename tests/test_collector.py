@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,18 @@ def test_overdue_scrape_is_stale(fault_server: FaultServer, tmp_path: Path) -> N
     assert late.freshness.data_at == last
     assert late.freshness.reason.startswith("No scrape for 1m 40s: the collector is not running")
     assert late.values["requests_per_second"] == pytest.approx(10.0)
+
+
+def test_preparing_while_task_before_scrapes_runs(rig) -> None:
+    collector, _ = rig
+    seen: list[bool] = []
+    collector.start(before=lambda: seen.append(collector.preparing))
+    try:
+        deadline = time.monotonic() + 10
+        while collector.cycles == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == [True]
+        assert collector.cycles > 0
+        assert not collector.preparing
+    finally:
+        collector.stop()

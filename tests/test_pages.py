@@ -138,3 +138,19 @@ def test_cross_system_charts_keep_their_place(monitor: Monitor) -> None:
     assert not app.exception
     assert len(app.warning) < with_warning, "dropping the down system drops its warning"
     assert chart_paths(app._tree) == paths
+
+
+@pytest.mark.parametrize("page", [PAGES[0], PAGES[1], "app_pages/relaycore.py"])
+def test_loading_history_said_without_moving_charts(monitor: Monitor, page: str) -> None:
+    steady = run_page(page)
+    assert not steady.info
+    loading = Monitor(monitor.settings, monitor.source, monitor.store, clock=monitor.clock,
+                      loading_history=lambda: True)
+    set_monitor(loading)
+    try:
+        app = run_page(page)
+    finally:
+        set_monitor(monitor)
+    assert not app.exception
+    assert [info.value for info in app.info if "still being written" in info.value]
+    assert chart_paths(app._tree) == chart_paths(steady._tree)
