@@ -27,13 +27,14 @@ FAVICON = Path(__file__).parent / "assets" / "favicon.png"
 def main() -> None:
     """Set up the page, start the Monitor once per process and run the selected page."""
     st.set_page_config(page_title=APP_TITLE, page_icon=str(FAVICON), layout="wide")
-    remove_leftover_pages_once()
 
     try:
         monitor = cached_monitor()
     except (ConfigError, MonitorError, OSError) as error:
         st.error(f"Platform Monitor could not start: {escape_markdown(str(error))}")
         st.stop()
+    # After the monitor, which sets up logging, so that what it did is in the app's log.
+    remove_leftover_pages_once()
 
     # The gate comes before navigation, so that no page renders for a visitor who is not logged in.
     user = require_login(monitor.settings)

@@ -22,24 +22,42 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def remove_leftover_pages(root: Path = ROOT) -> bool:
-    """Delete `root/pages` when it holds only bytecode caches; return True if it was deleted.
+    """Delete `root/pages` when it holds nothing but `__pycache__` folders of `.pyc` files;
+    return True if it was deleted.
 
-    A folder with any other file in it is kept, with a warning that names what it breaks.
+    Anything else in it (a source file, another folder, a link), or a `pages` that is itself a
+    link, is kept, with a warning that names what it breaks. So is a folder that cannot be
+    read or removed: this never stops the app.
     """
     folder = root / "pages"
-    if not folder.is_dir():
+    if not folder.is_dir() and not folder.is_symlink():
         return False
-    others = [path for path in folder.rglob("*")
-              if path.is_file() and "__pycache__" not in path.relative_to(folder).parts]
-    if others:
-        log.warning(
-            "%s holds %d files; Streamlit shows \"Page not found\" on the first visit to a "
-            "page's URL after each start while a folder named pages is beside the entry "
-            "point. Move them elsewhere.", folder, len(others),
-        )
+    try:
+        if not _only_bytecode(folder):
+            log.warning(
+                "%s is kept because it holds more than bytecode caches. While a folder named "
+                "pages is beside the entry point, Streamlit shows \"Page not found\" on the "
+                "first visit to a page's URL after each start; move its contents elsewhere.",
+                folder,
+            )
+            return False
+        shutil.rmtree(folder)
+    except OSError as error:
+        log.warning("could not remove %s, which an update left behind: %s", folder, error)
         return False
-    shutil.rmtree(folder)
     log.info("removed %s, which held only bytecode caches left by an update", folder)
+    return True
+
+
+def _only_bytecode(folder: Path) -> bool:
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    for entry in folder.iterdir():
+        if entry.name != "__pycache__" or entry.is_symlink() or not entry.is_dir():
+            return False
+        for cached in entry.iterdir():
+            if cached.is_symlink() or not cached.is_file() or cached.suffix != ".pyc":
+                return False
     return True
 
 
