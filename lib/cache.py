@@ -218,20 +218,21 @@ class LastGood:
 
     def _fallback(self, job: Job[T], reason: str, error: BaseException | None) -> Guarded[T]:
         now = self.clock()
-        self._log_failure(job, error or reason, now)
         cached = self.cache.get(job.key) if self.cache is not None else None
+        self._log_failure(job, error or reason, now, cached is not None)
         if cached is None:
             return Guarded(None, Freshness.no_data(job.system, now, reason))
         return Guarded(cached.value, Freshness.stale_since(job.system, now, cached.data_at, reason))
 
-    def _log_failure(self, job: Job[T], error: object, now: float) -> None:
+    def _log_failure(self, job: Job[T], error: object, now: float, has_last_good: bool) -> None:
         with self._log_lock:
             logged = self._failures_logged_at.get(job.system)
             if logged is not None and now - logged < FAILURE_LOG_INTERVAL_S:
                 return
             self._failures_logged_at[job.system] = now
-        log.warning("fetching %s (%s) failed, showing the last good data: %s",
-                    job.system, job.key, error)
+        fallback = "showing the last good data" if has_last_good else "no earlier data to show"
+        log.warning("fetching %s failed, %s: %s", job.system, fallback, error)
+        log.debug("the failed fetch of %s was %s", job.system, job.key)
 
     def _on_success(self, job: Job[T]) -> None:
         with self._log_lock:

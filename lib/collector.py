@@ -155,6 +155,9 @@ class Collector:
             try:
                 self.scrape_once()
             except Exception:
+                if self._stop.is_set():
+                    # stop() shut the pool down during this cycle, so only this cycle is lost.
+                    break
                 # The loop must outlive any bug in one cycle; the next cycle tries again.
                 log.exception("scrape cycle failed; retrying next interval")
             self._stop.wait(max(0.0, interval - (time.monotonic() - started)))

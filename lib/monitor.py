@@ -453,9 +453,11 @@ class PeriodicTask:
     """Call `task` every `interval` seconds in a daemon thread until `stop()`; an exception is
     logged and the next call goes ahead."""
 
-    def __init__(self, task: Callable[[], object], interval: float) -> None:
+    def __init__(self, task: Callable[[], object], interval: float, name: str) -> None:
         self.task = task
         self.interval = interval
+        # What the task does, in the log's words, e.g. "alert rule evaluation".
+        self.name = name
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="periodic-task", daemon=True)
 
@@ -474,8 +476,8 @@ class PeriodicTask:
             except Exception as exc:  # noqa: BLE001 - the task must run again next interval
                 # A source that is down fails every interval; log it once per five minutes.
                 if time.monotonic() - last_logged >= 300:
-                    log.warning("periodic task %r failed, trying again every %g s: %s",
-                                self.task, self.interval, exc)
+                    log.warning("%s failed, trying again every %g s: %s",
+                                self.name, self.interval, exc)
                     last_logged = time.monotonic()
 
 
@@ -582,7 +584,9 @@ def _build_prometheus_monitor(
     alerts, evaluator = _build_alerts(settings, source, runtime, start_background)
     if evaluator is not None and start_background:
         # No collector runs in this mode, so a thread evaluates the rules each scrape interval.
-        runtime.evaluator_thread = PeriodicTask(evaluator.evaluate, settings.scrape_interval)
+        runtime.evaluator_thread = PeriodicTask(
+            evaluator.evaluate, settings.scrape_interval, "alert rule evaluation"
+        )
         runtime.evaluator_thread.start()
     log.info("reading signals from %s", source.label)
     return Monitor(settings, source, cache=cache, alerts=alerts,

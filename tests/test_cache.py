@@ -138,6 +138,18 @@ def test_failure_logged_once(rig: Rig, caplog: pytest.LogCaptureFixture) -> None
     assert len(warnings) == 1
     assert "relaycore" in warnings[0].getMessage()
     assert "the query for relaycore failed" in warnings[0].getMessage()
+    assert "no earlier data to show" in warnings[0].getMessage()
+
+
+def test_failure_after_success_names_last_good(rig: Rig,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    overview(rig)
+    rig.clock[0] += 15
+    rig.source.failing.add("relaycore")
+    with caplog.at_level(logging.WARNING, logger="lib.cache"):
+        overview(rig)
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "lib.cache"]
+    assert warning.startswith("fetching relaycore failed, showing the last good data: ")
 
 
 def test_unknown_system_is_monitor_error(rig: Rig) -> None:

@@ -159,7 +159,8 @@ class PrometheusSource:
                 frame.attrs["warnings"] = _unique(warnings)
                 outcomes[system] = frame
         failed = sum(isinstance(outcome, QueryError) for outcome in outcomes.values())
-        log.info(
+        # DEBUG: a page refresh sends these, and failures are reported by LastGood.
+        log.debug(
             "%d range queries to %s for %d systems in %.3f s, %d systems failed",
             sum(len(parts) for parts in futures.values()), self.url, len(systems),
             time.monotonic() - started, failed,
