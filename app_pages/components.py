@@ -9,7 +9,6 @@ import streamlit as st
 
 from lib.compare import COMPARISONS
 from lib.export import MIME_TYPES, Export, render
-from lib.monitor import Monitor
 
 DOWNLOAD_FORMATS = (("CSV", "csv", False), ("Wide CSV", "csv", True), ("JSON", "json", False),
                     ("Parquet", "parquet", False))
@@ -55,15 +54,16 @@ def _renderer(build: Callable[[], Export], file_format: str, wide: bool) -> Call
     return render_file
 
 
-def loading_notice(monitor: Monitor) -> None:
-    """Show a notice while the simulated history is still being written, since charts, rates and
-    costs then cover only part of the range.
+def loading_notice(loading_history: bool) -> None:
+    """Show a notice while the simulated history is still being written
+    (`Monitor.loading_history()`), since charts, rates and costs then cover only part of the
+    range.
 
     The container is there either way, so that the elements after it keep their place when
     the notice goes and Streamlit updates the charts in place.
     """
     with st.container():
-        if monitor.loading_history():
+        if loading_history:
             st.info("The simulated platform's history is still being written. Charts, rates "
                     "and costs cover only part of the range until it is done, usually within "
                     "a minute.", icon=":material/hourglass_top:")

@@ -48,11 +48,12 @@ def show_cross_system() -> None:
 
 
 def _render_charts(monitor: Monitor, selection: Selection, shift: float | None = None) -> None:
-    loading_notice(monitor)
+    loading = monitor.loading_history()
+    loading_notice(loading)
     try:
         with st.spinner("Loading metrics…"):
             now, frame = cached_platform_metrics(
-                selection.systems, selection.time_range, CHART_SIGNALS, monitor.key
+                selection.systems, selection.time_range, CHART_SIGNALS, monitor.key, loading
             )
             time_range: TimeRange = frame.attrs["time_range"]
             previous = None

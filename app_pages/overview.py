@@ -65,10 +65,11 @@ def show_overview() -> None:
 
 
 def _render_cards(monitor: Monitor, selection: Selection) -> None:
-    loading_notice(monitor)
+    loading = monitor.loading_history()
+    loading_notice(loading)
     try:
         now, time_range, healths = cached_overview(
-            selection.systems, selection.time_range, monitor.key
+            selection.systems, selection.time_range, monitor.key, loading
         )
     except MonitorError as error:
         st.error(f"Could not read the systems' health: {escape_markdown(str(error))}")

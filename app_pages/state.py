@@ -60,10 +60,11 @@ def cached_monitor() -> Monitor:
 
 
 # The cached reads take the monitor's key, so that a different monitor in the same process
-# never gets another one's results.
+# never gets another one's results. `loading_history` is only part of the key: a result read
+# while the history was still being written is not served once it is complete.
 @st.cache_data(ttl=DATA_TTL_SECONDS, show_spinner=False, max_entries=64)
 def cached_overview(
-    systems: tuple[str, ...], time_range: str, monitor_key: str
+    systems: tuple[str, ...], time_range: str, monitor_key: str, loading_history: bool = False
 ) -> tuple[float, TimeRange, list[SystemHealth]]:
     """Return (now, range, each system's health) for the preset range ending now."""
     monitor = cached_monitor()
@@ -74,7 +75,11 @@ def cached_overview(
 
 @st.cache_data(ttl=DATA_TTL_SECONDS, show_spinner=False, max_entries=64)
 def cached_platform_metrics(
-    systems: tuple[str, ...], time_range: str, signals: tuple[str, ...], monitor_key: str
+    systems: tuple[str, ...],
+    time_range: str,
+    signals: tuple[str, ...],
+    monitor_key: str,
+    loading_history: bool = False,
 ) -> tuple[float, pd.DataFrame]:
     """Return (now, the long signal frame of `systems`) for the preset range ending now. The
     frame's attrs hold the range and each system's freshness."""

@@ -44,7 +44,7 @@ def show_system(view: SystemView) -> None:
 def _render_panels(
     monitor: Monitor, view: SystemView, selection: Selection, shift: float | None
 ) -> None:
-    loading_notice(monitor)
+    loading_notice(monitor.loading_history())
     now = monitor.clock()
     time_range = monitor.time_range(selection.time_range, now=now)
     try:

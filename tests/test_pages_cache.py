@@ -111,3 +111,20 @@ def test_data_ttl_shorter_than_every_refresh() -> None:
     # A cached entry is stored a moment after its run starts, so a TTL equal to the refresh
     # would still hold it one refresh later.
     assert shortest > DATA_TTL_SECONDS
+
+
+def test_result_read_while_loading_not_served_after(rig: Rig, monkeypatch: pytest.MonkeyPatch,
+                                                    ) -> None:
+    loading = [True]
+    monitor = lib.monitor.Monitor(rig.monitor.settings, rig.monitor.source, rig.monitor.store,
+                                  clock=rig.monitor.clock, loading_history=lambda: loading[0])
+    monkeypatch.setattr(lib.monitor, "_MONITOR", (monitor, Runtime()))
+    at = AppTest.from_file(page("overview"), default_timeout=30).run()
+    assert [info for info in at.info if "still being written" in info.value]
+    assert snapshot_calls(rig) == len(SYSTEMS)
+
+    # Within the cache's time to live, the first render after loading reads again.
+    loading[0] = False
+    at = AppTest.from_file(page("overview"), default_timeout=30).run()
+    assert not at.info
+    assert snapshot_calls(rig) == 2 * len(SYSTEMS)
