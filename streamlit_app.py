@@ -1,10 +1,10 @@
 """Entry point of the Platform Monitor Streamlit app: page setup, navigation and the sidebar.
 
 Run it with `streamlit run streamlit_app.py`. Each page is a script in the app_pages package.
-A folder named pages/ beside this file would make Streamlit answer the first visit to a
-page's URL after each start with "Page not found", as it reads that folder as the older
-multipage layout until st.navigation has run once; app_pages.leftovers removes one that an
-update left behind.
+A folder named pages/ beside this file would make Streamlit show "Page not found" on the first
+visit to a page's URL after each start, because it treats that folder as the older multipage
+layout until st.navigation has run once. app_pages.leftovers removes one that an update left
+behind.
 """
 
 from __future__ import annotations

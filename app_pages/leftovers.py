@@ -1,7 +1,7 @@
 """Remove a `pages/` folder that an update of an older checkout left beside the entry point.
 
 The page scripts once lived in `pages/`. Git removes the tracked files of a renamed folder but
-keeps the ignored `__pycache__` inside it, and Streamlit takes any folder named `pages` beside
+keeps the ignored `__pycache__` inside it, and Streamlit treats any folder named `pages` beside
 the entry point for its older multipage layout until st.navigation has run once. The first
 visit to a page's URL after each start then shows "Page not found" over the right page.
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def remove_leftover_pages(root: Path = ROOT) -> bool:
-    """Delete `root/pages` when it holds nothing but `__pycache__` folders of `.pyc` files;
+    """Delete `root/pages` when it contains nothing but `__pycache__` folders of `.pyc` files;
     return True if it was deleted.
 
     Anything else in it (a source file, another folder, a link), or a `pages` that is itself a
@@ -35,9 +35,10 @@ def remove_leftover_pages(root: Path = ROOT) -> bool:
     try:
         if not _only_bytecode(folder):
             log.warning(
-                "%s is kept because it holds more than bytecode caches. While a folder named "
-                "pages is beside the entry point, Streamlit shows \"Page not found\" on the "
-                "first visit to a page's URL after each start; move its contents elsewhere.",
+                "%s is kept because it contains files other than bytecode caches. "
+                "While a folder named pages is beside the entry point, Streamlit shows \"Page "
+                "not found\" on the first visit to a page's URL after each start, so move its "
+                "contents elsewhere.",
                 folder,
             )
             return False
@@ -45,7 +46,7 @@ def remove_leftover_pages(root: Path = ROOT) -> bool:
     except OSError as error:
         log.warning("could not remove %s, which an update left behind: %s", folder, error)
         return False
-    log.info("removed %s, which held only bytecode caches left by an update", folder)
+    log.info("removed %s, which contained only bytecode caches left by an update", folder)
     return True
 
 

@@ -157,6 +157,7 @@ class Collector:
             except Exception:
                 if self._stop.is_set():
                     # stop() shut the pool down during this cycle, so only this cycle is lost.
+                    log.debug("scrape cycle interrupted by stop()", exc_info=True)
                     break
                 # The loop must outlive any bug in one cycle; the next cycle tries again.
                 log.exception("scrape cycle failed; retrying next interval")

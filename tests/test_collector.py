@@ -224,7 +224,7 @@ def test_overdue_scrape_is_stale(fault_server: FaultServer, tmp_path: Path) -> N
     assert late.values["requests_per_second"] == pytest.approx(10.0)
 
 
-def test_preparing_while_task_before_scrapes_runs(rig) -> None:
+def test_preparing_during_start_task(rig) -> None:
     collector, _ = rig
     seen: list[bool] = []
     collector.start(before=lambda: seen.append(collector.preparing))

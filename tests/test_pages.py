@@ -116,7 +116,7 @@ def chart_paths(node: object, path: tuple[int, ...] = ()) -> list[tuple[int, ...
             for found in chart_paths(child, (*path, index))]
 
 
-def test_overview_trend_keeps_its_place_in_the_card(monitor: Monitor) -> None:
+def test_overview_trend_keeps_card_place(monitor: Monitor) -> None:
     reasons = {len(health.reasons)
                for health in monitor.overview(["automatrix", "relaycore", "neuroweaver"],
                                               monitor.time_range("1h"))}
@@ -141,7 +141,7 @@ def test_cross_system_charts_keep_their_place(monitor: Monitor) -> None:
 
 
 @pytest.mark.parametrize("page", [PAGES[0], PAGES[1], "app_pages/relaycore.py"])
-def test_loading_history_said_without_moving_charts(monitor: Monitor, page: str) -> None:
+def test_loading_notice_keeps_chart_places(monitor: Monitor, page: str) -> None:
     steady = run_page(page)
     assert not steady.info
     loading = Monitor(monitor.settings, monitor.source, monitor.store, clock=monitor.clock,

@@ -113,8 +113,7 @@ def test_data_ttl_shorter_than_every_refresh() -> None:
     assert shortest > DATA_TTL_SECONDS
 
 
-def test_result_read_while_loading_not_served_after(rig: Rig, monkeypatch: pytest.MonkeyPatch,
-                                                    ) -> None:
+def test_loading_result_not_served_after(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     loading = [True]
     monitor = lib.monitor.Monitor(rig.monitor.settings, rig.monitor.source, rig.monitor.store,
                                   clock=rig.monitor.clock, loading_history=lambda: loading[0])

@@ -23,7 +23,7 @@ def _dialogs(page: Page) -> list[str]:
     return dialogs
 
 
-def test_first_visit_to_page_url_opens_it(tmp_path: Path, open_browser: OpenBrowser) -> None:
+def test_first_visit_opens_page_url(tmp_path: Path, open_browser: OpenBrowser) -> None:
     # A server of its own: the session-wide app has already served other pages, which hides
     # what the first visitor after a start gets.
     config_path = write_config(tmp_path, "15s")
